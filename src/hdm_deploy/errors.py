@@ -1,0 +1,63 @@
+"""Typed errors. Every error a user can cause carries a hint that says what to do next.
+
+The CLI prints ``str(error)`` as one line (message plus hint) and exits with ``exit_code``;
+``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+
+class HdmDeployError(Exception):
+    """Base class: an error with an actionable hint, shown to users without a traceback."""
+
+    exit_code = 2
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message} ({self.hint})" if self.hint else self.message
+
+
+class CheckpointError(HdmDeployError):
+    """A checkpoint file cannot be read or does not fit the network."""
+
+
+class InputImageError(HdmDeployError):
+    """An input image/video cannot be read or is of a kind we refuse."""
+
+
+class DCPError(HdmDeployError):
+    """The dark-channel-prior mask computation got an input it cannot handle."""
+
+
+class ExportError(HdmDeployError):
+    """ONNX export or graph rewriting failed."""
+
+
+class ModelFormatError(HdmDeployError):
+    """A model file has an unknown suffix or is not what its suffix says."""
+
+
+class ParityError(HdmDeployError):
+    """Outputs differ from the reference beyond the configured tolerances."""
+
+    exit_code = 1
+
+
+class PluginBuildError(HdmDeployError):
+    """The C++/CUDA plugin library could not be built or found."""
+
+
+class TensorRTUnavailableError(HdmDeployError):
+    """TensorRT (or its CUDA bindings) is not installed where it is needed."""
+
+
+class EngineMismatchError(HdmDeployError):
+    """An engine was built for another TensorRT version or GPU than the one running it."""
+
+
+class ShapeOutOfProfileError(HdmDeployError):
+    """An input shape lies outside the engine's optimisation profile."""

@@ -1,0 +1,420 @@
+"""Parity between a model and a reference: comparisons, reports (rich table, JSON, JUnit), heatmaps.
+
+Torch-free: the reference is a golden bundle (``model.golden.npz``, see
+:mod:`hdm_deploy.export.golden`) or any model file that :func:`hdm_deploy.runtime.load_runner`
+opens (a checkpoint then needs PyTorch, imported lazily by the torch runner).
+
+Per case (one batch of frames) we report
+
+* ``psnr_db``   — PSNR of the float outputs (uint8/255 when either side has no float output);
+* ``max_abs``   — max |Δ| of the float outputs (``None`` if either side has none: uint8-io graphs);
+* ``max_abs_u8`` — max |Δ| of the uint8 outputs, in levels;
+* ``identical`` — % of pixels whose three uint8 channels are all identical;
+* ``mask_agreement`` — % of mask positions whose one-hot region vector is identical.
+
+A case fails when a metric with a threshold misses it; a metric that cannot be computed is reported
+as n/a and not checked (except a shape mismatch, which always fails).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._fs import atomic_write_bytes, atomic_write_text
+from ..errors import InputImageError, ParityError
+from .base import Prediction, Runner
+
+THRESHOLD_HINT = "raise the tolerance only if the difference is understood; --heatmap DIR shows where it is"
+
+
+@dataclass
+class Thresholds:
+    """Pass criteria; ``None`` disables a check."""
+
+    psnr_min: float | None = 40.0
+    max_abs: float | None = 2e-4
+    identical_min: float | None = 99.9
+    mask_min: float | None = 99.9
+    max_abs_u8: int | None = None
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any] | None) -> Thresholds:
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (values or {}).items() if k in names})
+
+    def merged(self, **overrides: Any) -> Thresholds:
+        """A copy with the non-None ``overrides`` applied (CLI flags over bundle/defaults)."""
+        data = asdict(self)
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return Thresholds(**data)
+
+
+@dataclass
+class CaseResult:
+    name: str
+    batch: int
+    width: int
+    height: int
+    psnr_db: float | None = None
+    max_abs: float | None = None
+    max_abs_u8: int | None = None
+    identical: float | None = None
+    mask_agreement: float | None = None
+    seconds: float = 0.0
+    failures: list[str] = field(default_factory=list)
+    failed_metrics: list[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def as_json(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["passed"] = self.passed
+        if out["psnr_db"] is not None and math.isinf(out["psnr_db"]):
+            out["psnr_db"] = "inf"
+        return out
+
+
+@dataclass
+class ParityReport:
+    model: str
+    reference: str
+    thresholds: Thresholds
+    cases: list[CaseResult]
+    model_info: dict[str, Any] = field(default_factory=dict)
+    reference_info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.cases) and all(c.passed for c in self.cases)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f"{c.name}: {f}" for c in self.cases for f in c.failures]
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "passed": self.passed,
+            "model": self.model,
+            "reference": self.reference,
+            "thresholds": asdict(self.thresholds),
+            "model_info": self.model_info,
+            "reference_info": self.reference_info,
+            "cases": [c.as_json() for c in self.cases],
+        }
+
+    def raise_for_failures(self) -> None:
+        if not self.passed:
+            shown = "; ".join(self.failures[:3]) + (
+                f"; … ({len(self.failures) - 3} more)" if len(self.failures) > 3 else ""
+            )
+            raise ParityError(f"parity failed for {self.model} vs {self.reference}: {shown}", THRESHOLD_HINT)
+
+
+# ---- metrics ---------------------------------------------------------------------------------
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
+
+
+def _mask_agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """% of positions [N, ·, ·, h, w] whose region vectors (axis 1) are identical."""
+    same = np.all(a == b, axis=tuple(range(1, a.ndim - 2)))
+    return 100.0 * float(np.mean(same))
+
+
+def compare(
+    name: str,
+    pred: Prediction,
+    ref: Prediction,
+    thresholds: Thresholds | None = None,
+    seconds: float = 0.0,
+) -> CaseResult:
+    """Metrics of ``pred`` against ``ref`` (both for the same frames) and the failed criteria."""
+    t = thresholds or Thresholds()
+    n, h, w, _ = ref.image.shape
+    res = CaseResult(name, n, w, h, seconds=seconds)
+    if pred.image.shape != ref.image.shape:
+        res.failures.append(f"output shape {list(pred.image.shape)} ≠ reference {list(ref.image.shape)}")
+        return res
+    a8, b8 = pred.image.astype(np.int16), ref.image.astype(np.int16)
+    res.max_abs_u8 = int(np.abs(a8 - b8).max())
+    res.identical = 100.0 * float(np.mean(np.all(a8 == b8, axis=-1)))
+    if (
+        pred.image_float is not None
+        and ref.image_float is not None
+        and pred.image_float.shape == ref.image_float.shape
+    ):
+        fa, fb = pred.image_float.astype(np.float32), ref.image_float.astype(np.float32)
+        res.max_abs = float(np.abs(fa - fb).max())
+        res.psnr_db = psnr(fa, fb)
+    else:
+        res.psnr_db = psnr(a8 / 255.0, b8 / 255.0)
+    if pred.masks is not None and ref.masks is not None:
+        if pred.masks.shape != ref.masks.shape:
+            res.failures.append(f"mask shape {list(pred.masks.shape)} ≠ reference {list(ref.masks.shape)}")
+        else:
+            res.mask_agreement = _mask_agreement(pred.masks, ref.masks)
+
+    def check(key, limit, ok, text):
+        value = getattr(res, key)
+        if value is not None and limit is not None and not ok(value, limit):
+            res.failures.append(text.format(v=value, t=limit))
+            res.failed_metrics.append(key)
+
+    check("psnr_db", t.psnr_min, lambda v, x: v >= x, "PSNR {v:.2f} dB < {t} dB")
+    check("max_abs", t.max_abs, lambda v, x: v <= x, "max |Δ| {v:.3g} > {t:g}")
+    check("max_abs_u8", t.max_abs_u8, lambda v, x: v <= x, "max |Δ| {v} levels > {t}")
+    check("identical", t.identical_min, lambda v, x: v >= x, "{v:.3f} % identical pixels < {t} %")
+    check("mask_agreement", t.mask_min, lambda v, x: v >= x, "mask agreement {v:.3f} % < {t} %")
+    return res
+
+
+# ---- running ---------------------------------------------------------------------------------
+
+
+def abs_diff_map(pred: Prediction, ref: Prediction) -> np.ndarray:
+    """|Δ| per pixel (max over channels), float32 [N, H, W], on the float outputs when both exist."""
+    if pred.image_float is not None and ref.image_float is not None:
+        return np.abs(pred.image_float - ref.image_float).max(axis=1).astype(np.float32)
+    diff = np.abs(pred.image.astype(np.int16) - ref.image.astype(np.int16)).max(axis=-1)
+    return diff.astype(np.float32) / 255.0
+
+
+def write_heatmaps(directory: str | os.PathLike, name: str, pred: Prediction, ref: Prediction) -> list[Path]:
+    """Colour-mapped |Δ| pictures (inferno; black = 0, bright = the case's max |Δ|, printed on it)."""
+    import cv2
+
+    directory = Path(directory)
+    paths = []
+    if pred.image.shape != ref.image.shape:
+        return paths
+    delta = abs_diff_map(pred, ref)
+    for i, d in enumerate(delta):
+        peak = float(d.max())
+        scaled = (
+            np.zeros(d.shape, np.uint8) if peak == 0 else np.clip(d / peak * 255.0, 0, 255).astype(np.uint8)
+        )
+        colour = cv2.applyColorMap(scaled, cv2.COLORMAP_INFERNO)
+        label = f"max |d| = {peak:.3g}"
+        scale = max(0.35, min(1.0, d.shape[1] / 640))
+        cv2.putText(
+            colour,
+            label,
+            (4, int(18 * scale) + 2),
+            cv2.FONT_HERSHEY_SIMPLEX,
+            scale,
+            (255, 255, 255),
+            1,
+            cv2.LINE_AA,
+        )
+        ok, png = cv2.imencode(".png", colour)
+        if not ok:  # pragma: no cover
+            raise InputImageError(f"cannot encode heatmap for {name}")
+        suffix = f"_{i}" if len(delta) > 1 else ""
+        paths.append(atomic_write_bytes(directory / f"{_safe(name)}{suffix}_absdiff.png", png.tobytes()))
+    return paths
+
+
+def _safe(name: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_.+" else "_" for ch in name)
+
+
+def _prediction_of(case) -> Prediction:
+    return Prediction(image=case.enhanced, image_float=case.enhanced_float, masks=case.masks)
+
+
+def image_cases(directory: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
+    """(file name, uint8 [1,H,W,3]) for every image in a folder (read like ``infer`` reads them)."""
+    from .image_io import IMAGE_SUFFIXES, read_image
+
+    directory = Path(directory)
+    if directory.is_file():
+        files = [directory]
+    elif directory.is_dir():
+        files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    else:
+        raise InputImageError(f"images not found: {directory}")
+    if not files:
+        raise InputImageError(f"no images in {directory}", f"supported: {', '.join(IMAGE_SUFFIXES)}")
+    return [(p.name, read_image(p).rgb8[None]) for p in files]
+
+
+def check_parity(
+    runner: Runner,
+    reference: Runner | Any,
+    cases: Sequence[tuple[str, np.ndarray]] | None = None,
+    thresholds: Thresholds | None = None,
+    heatmap_dir: str | os.PathLike | None = None,
+    progress: Any = None,
+) -> ParityReport:
+    """Run ``runner`` on the cases and compare with ``reference``.
+
+    ``reference`` is a :class:`~hdm_deploy.export.golden.GoldenBundle` (its inputs are the cases) or a
+    Runner (then ``cases`` default to the bundled golden photographs).
+    """
+    from ..export.golden import GoldenBundle, golden_cases
+
+    is_bundle = isinstance(reference, GoldenBundle)
+    if is_bundle:
+        if cases is not None:
+            raise InputImageError(
+                "--images cannot be used with a golden bundle (its inputs are fixed)",
+                "pass a checkpoint or model as --reference to compare on your images",
+            )
+        items = [(c.name, c.input, _prediction_of(c)) for c in reference.cases]
+        t = thresholds or Thresholds.from_dict(reference.tolerances)
+    else:
+        items = [(name, frames, None) for name, frames in (cases if cases is not None else golden_cases())]
+        t = thresholds or Thresholds()
+    results = []
+    for name, frames, ref_pred in items:
+        t0 = time.perf_counter()
+        pred = runner(frames)
+        seconds = time.perf_counter() - t0
+        if ref_pred is None:
+            ref_pred = reference(frames)
+        results.append(compare(name, pred, ref_pred, t, seconds))
+        if heatmap_dir is not None:
+            write_heatmaps(heatmap_dir, name, pred, ref_pred)
+        if progress is not None:
+            progress(name)
+    ref_name = str(reference.path) if is_bundle else str(reference.model_path or "(bundled sample)")
+    ref_info = (
+        {"manifest": {k: v for k, v in reference.manifest.items() if k != "cases"}}
+        if is_bundle
+        else reference.describe()
+    )
+    return ParityReport(
+        model=str(runner.model_path),
+        reference=ref_name,
+        thresholds=t,
+        cases=results,
+        model_info=runner.describe(),
+        reference_info=ref_info,
+    )
+
+
+def run_parity(
+    model: str | os.PathLike,
+    reference: str | os.PathLike,
+    *,
+    images: str | os.PathLike | None = None,
+    thresholds: dict[str, Any] | None = None,
+    masks: str | None = "torch",
+    heatmap_dir: str | os.PathLike | None = None,
+    runner_options: dict[str, Any] | None = None,
+    progress: Any = None,
+) -> ParityReport:
+    """``hdm-deploy parity``: open both sides, compare, return the report (does not raise)."""
+    from ..export.golden import load_golden
+    from . import load_runner
+
+    ref_path = Path(reference)
+    bundle = load_golden(ref_path) if ref_path.suffix.lower() == ".npz" else None
+    cases = image_cases(images) if images is not None else None
+    base = Thresholds.from_dict(bundle.tolerances) if bundle is not None else Thresholds()
+    t = base.merged(**(thresholds or {}))
+    with load_runner(model, **(runner_options or {})) as runner:
+        if bundle is not None:
+            return check_parity(runner, bundle, cases, t, heatmap_dir, progress)
+        with load_runner(ref_path, masks=masks) as ref_runner:
+            return check_parity(runner, ref_runner, cases, t, heatmap_dir, progress)
+
+
+# ---- reports ---------------------------------------------------------------------------------
+
+
+def _fmt(value: float | None, spec: str) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float) and math.isinf(value):
+        return "∞"
+    return format(value, spec)
+
+
+def render_table(report: ParityReport):
+    """A rich Table: one row per case, failing cells in red."""
+    from rich.table import Table
+
+    t = report.thresholds
+    limits = [
+        f"PSNR ≥ {t.psnr_min:g} dB" if t.psnr_min is not None else None,
+        f"max |Δ| ≤ {t.max_abs:g}" if t.max_abs is not None else None,
+        f"max |Δ| u8 ≤ {t.max_abs_u8}" if t.max_abs_u8 is not None else None,
+        f"identical ≥ {t.identical_min:g} %" if t.identical_min is not None else None,
+        f"masks ≥ {t.mask_min:g} %" if t.mask_min is not None else None,
+    ]
+    table = Table(
+        title=f"parity: {report.model}  vs  {report.reference}",
+        title_justify="left",
+        caption="pass if " + ", ".join(x for x in limits if x) + " (n/a: not available, not checked)",
+        caption_justify="left",
+    )
+    for col in ("case", "N×W×H", "PSNR dB", "max |Δ|", "max |Δ| u8", "identical %", "masks %", "result"):
+        # never truncate: a clipped case name or number in a CI log is useless
+        table.add_column(col, justify="left" if col in ("case", "result") else "right", overflow="fold")
+    for c in report.cases:
+
+        def cell(key: str, spec: str, case: CaseResult = c) -> str:
+            text = _fmt(getattr(case, key), spec)
+            return f"[red]{text}[/]" if key in case.failed_metrics else text
+
+        table.add_row(
+            c.name,
+            f"{c.batch}×{c.width}×{c.height}",
+            cell("psnr_db", ".2f"),
+            cell("max_abs", ".3g"),
+            cell("max_abs_u8", "d"),
+            cell("identical", ".3f"),
+            cell("mask_agreement", ".3f"),
+            "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
+        )
+    return table
+
+
+def write_json(report: ParityReport, path: str | os.PathLike) -> Path:
+    return atomic_write_text(path, json.dumps(report.as_json(), indent=2, default=str) + "\n")
+
+
+def write_junit(report: ParityReport, path: str | os.PathLike) -> Path:
+    """JUnit XML: one testcase per case, a <failure> with the missed criteria."""
+    suite = ET.Element(
+        "testsuite",
+        name="hdm-deploy parity",
+        tests=str(len(report.cases)),
+        failures=str(sum(not c.passed for c in report.cases)),
+        errors="0",
+        time=f"{sum(c.seconds for c in report.cases):.3f}",
+    )
+    props = ET.SubElement(suite, "properties")
+    for key, value in (
+        ("model", report.model),
+        ("reference", report.reference),
+        *asdict(report.thresholds).items(),
+    ):
+        ET.SubElement(props, "property", name=str(key), value=str(value))
+    classname = f"parity.{Path(report.model).name}"
+    for c in report.cases:
+        tc = ET.SubElement(suite, "testcase", classname=classname, name=c.name, time=f"{c.seconds:.3f}")
+        metrics = json.dumps({k: v for k, v in c.as_json().items() if k not in ("failures", "name")})
+        if c.failures:
+            failure = ET.SubElement(tc, "failure", message="; ".join(c.failures), type="ParityError")
+            failure.text = metrics
+        else:
+            ET.SubElement(tc, "system-out").text = metrics
+    data = ET.tostring(suite, encoding="utf-8", xml_declaration=True)
+    return atomic_write_bytes(path, data)

@@ -1,0 +1,75 @@
+"""Shared, cached small exports for the export/ORT/parity/bench tests (one export per process).
+
+Small HDM (width 8, one group of one block) with non-zero deformable offsets, exported with the
+stand-in DCP masks (``_dcp_standin``) so these tests exercise the exporter, not the DCP function.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+_TMP = Path(tempfile.mkdtemp(prefix="hdm_export_tests_"))
+atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+
+
+@functools.cache
+def small_model(seed: int = 0):
+    import torch
+    from torch import nn
+
+    from hdm_deploy.models.hdm import HDM, HDMConfig
+
+    torch.manual_seed(seed)
+    net = HDM(HDMConfig(width=8, groups=1, blocks=1)).eval()
+    nn.init.normal_(net.dcn_block.dcn.conv_offset_mask.weight, std=0.05)
+    nn.init.normal_(net.dcn_block.dcn.conv_offset_mask.bias, std=0.5)
+    return net
+
+
+@functools.cache
+def small_export(io: str = "uint8", deform: str = "onnx", inline: bool = False, golden: bool = True):
+    """ExportResult of the small model with the stand-in DCP (cached per process)."""
+    from _dcp_standin import STANDIN
+    from hdm_deploy.export.exporter import export_onnx
+
+    name = f"small_{io}_{deform}{'_inl' if inline else ''}.onnx"
+    return export_onnx(
+        small_model(),
+        _TMP / name,
+        io=io,
+        deform=deform,
+        inline_functions=inline,
+        golden=golden,
+        verify=golden,
+        dcp=STANDIN,
+    )
+
+
+def torch_reference(frames: np.ndarray):
+    """The PyTorch pipeline on ``frames`` with the stand-in masks (what the small exports compute)."""
+    import torch
+
+    from _dcp_standin import standin_masks
+    from hdm_deploy.models.pipeline import enhance
+    from hdm_deploy.runtime.image_io import pad_to_multiple
+
+    padded, _ = pad_to_multiple(frames, 4)
+    masks = standin_masks(torch.from_numpy(np.ascontiguousarray(padded)).permute(0, 3, 1, 2))
+    return enhance(small_model(), frames, masks=masks)
+
+
+def photo_frames(width: int, height: int, batch: int = 1) -> np.ndarray:
+    """Bundled photographs resized to width×height (cycled over the batch)."""
+    from hdm_deploy.runtime.bench import bench_frames
+
+    return bench_frames((width, height), batch)
+
+
+def tmp_dir() -> Path:
+    return _TMP

@@ -1,0 +1,47 @@
+"""Pure runtime helpers shared by every backend."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from hdm_deploy.errors import InputImageError, ModelFormatError
+from hdm_deploy.runtime.base import check_frames, check_max_pixels, model_kind, quantize
+from hdm_deploy.runtime.image_io import pad_to_multiple
+
+
+def test_check_frames_promotes_and_validates():
+    assert check_frames(np.zeros((8, 9, 3), np.uint8)).shape == (1, 8, 9, 3)
+    with pytest.raises(InputImageError, match="uint8"):
+        check_frames(np.zeros((1, 8, 8, 3), np.float32))
+    with pytest.raises(InputImageError, match=r"\[N, H, W, 3\]"):
+        check_frames(np.zeros((1, 8, 8, 4), np.uint8))
+    with pytest.raises(InputImageError, match="empty"):
+        check_frames(np.zeros((0, 8, 8, 3), np.uint8))
+
+
+def test_quantize_rounds_half_to_even_and_clamps():
+    x = np.array([-0.1, 0.5 / 255, 1.5 / 255, 2.5 / 255, 1.2], np.float32).reshape(1, 1, 1, 5)
+    x = np.repeat(x, 3, axis=1)
+    assert quantize(x)[0, 0, :, 0].tolist() == [0, 0, 2, 2, 255]
+
+
+def test_max_pixels_counts_the_padded_frame():
+    check_max_pixels(np.zeros((1, 8, 8, 3), np.uint8), 64)
+    check_max_pixels(np.zeros((1, 8, 8, 3), np.uint8), None)
+    with pytest.raises(InputImageError, match="--max-size"):
+        check_max_pixels(np.zeros((1, 8, 9, 3), np.uint8), 64)  # 9 → 12 columns: 96 px
+
+
+def test_pad_to_multiple_reflects_without_repeating_the_edge():
+    frame = np.arange(5 * 6, dtype=np.uint8).reshape(1, 5, 6, 1)
+    padded, (h, w) = pad_to_multiple(frame, 4)
+    assert (h, w) == (5, 6) and padded.shape == (1, 8, 8, 1)
+    np.testing.assert_array_equal(padded[0, 5:, :6, 0], frame[0, [3, 2, 1], :, 0])
+    np.testing.assert_array_equal(padded[0, :5, 6:, 0], frame[0, :, [4, 3], 0].T)
+
+
+def test_model_kind_by_suffix():
+    assert model_kind("a.PK") == "torch" and model_kind("m.onnx") == "onnx" and model_kind("x.plan") == "engine"
+    with pytest.raises(ModelFormatError, match="unknown model file type"):
+        model_kind("weights.bin")
