@@ -159,11 +159,15 @@ def main(argv: list[str] | None = None) -> int:
     sessions, broken = {}, {}
     for label, islands in rows:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the converter's "truncated to 10000" notes: see fp16_unsafe_constants
-            fp16 = apply_fp16_policy(fp32, islands, flavour="onnx", inline_other_functions="dcp" not in islands)
+            warnings.simplefilter(
+                "ignore"
+            )  # the converter's "truncated to 10000" notes: see fp16_unsafe_constants
+            fp16 = apply_fp16_policy(
+                fp32, islands, flavour="onnx", inline_other_functions="dcp" not in islands
+            )
         try:
             sessions[label] = session(fp16)
-        except Exception as exc:  # noqa: BLE001 - reported in the table
+        except Exception as exc:
             broken[label] = str(exc).splitlines()[0][:160]
     coords_label = "DeformConv coordinates FP16, rest FP32 (TensorRT's built-in plugin; PyTorch emulation)"
     results: dict[str, list[tuple[float, float, float]]] = {label: [] for label in [*sessions, coords_label]}
@@ -179,13 +183,17 @@ def main(argv: list[str] | None = None) -> int:
             results[label].append((psnr(y, ref_img), float(np.abs(y - ref_img).max()), agree))
         h, w = ref_masks.shape[-2:]
         padded_h, padded_w = 4 * h, 4 * w
-        xt = torch.from_numpy(np.pad(x, ((0, 0), (0, 0), (0, padded_h - x.shape[2]), (0, padded_w - x.shape[3])), "reflect"))
+        xt = torch.from_numpy(
+            np.pad(x, ((0, 0), (0, 0), (0, padded_h - x.shape[2]), (0, padded_w - x.shape[3])), "reflect")
+        )
         y = deform_coords_fp16(model, normalize(xt), torch.from_numpy(ref_masks))
         y = y[:, :, : x.shape[2], : x.shape[3]].clamp(0, 1).numpy()
         results[coords_label].append((psnr(y, ref_img), float(np.abs(y - ref_img).max()), 1.0))
         console.print(f"[dim]{name} {rgb.shape[1]}×{rgb.shape[0]} done ({time.perf_counter() - t0:.0f} s)[/]")
 
-    table = Table(title=f"FP16 vs FP32 PyTorch — {path.name if hasattr(path, 'name') else path}, ONNX Runtime CPU")
+    table = Table(
+        title=f"FP16 vs FP32 PyTorch — {path.name if hasattr(path, 'name') else path}, ONNX Runtime CPU"
+    )
     table.add_column("FP16 graph variant (FP32 islands)")
     for name, rgb in photos:
         table.add_column(f"{name} {rgb.shape[1]}×{rgb.shape[0]}", justify="right")
@@ -200,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
             f"[{style}]{low:.1f} dB[/]",
             f"{100 * min(a for _, _, a in cells):.3f} %",
         )
-    for label, reason in broken.items():
+    for label in broken:
         table.add_row(label, *(["—"] * len(photos)), "[red]no graph[/]", "—")
     console.print(table)
     for label, reason in broken.items():

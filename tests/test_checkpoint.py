@@ -103,3 +103,38 @@ def test_read_state_dict_returns_metadata(tmp_path, model):
     save_checkpoint(model, tmp_path / "m.pk", metadata={"note": "x"})
     _, meta = read_state_dict(tmp_path / "m.pk")
     assert meta["note"] == "x" and meta["config"] == SMALL.as_dict()
+
+
+def test_model_object_under_the_model_key_is_unwrapped(tmp_path, model):
+    path = tmp_path / "whole.pt"
+    torch.save({"model": model}, path)  # legacy: the module itself, not its state dict
+    with pytest.raises(CheckpointError, match="--trust-checkpoint"):
+        load_checkpoint(path)
+    _assert_same_weights(load_checkpoint(path, trust_checkpoint=True), model)
+
+
+@pytest.mark.parametrize("gone", ["module", "class"])
+def test_pickled_model_whose_code_is_gone_is_one_line(tmp_path, monkeypatch, gone):
+    import sys
+    import types
+
+    mod = types.ModuleType("hdm_legacy_training_code")
+
+    class DR_Net_phy(torch.nn.Module):  # the published class name
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    DR_Net_phy.__module__ = mod.__name__
+    DR_Net_phy.__qualname__ = "DR_Net_phy"
+    mod.DR_Net_phy = DR_Net_phy
+    monkeypatch.setitem(sys.modules, mod.__name__, mod)
+    path = tmp_path / "legacy.pth"
+    torch.save(DR_Net_phy(), path)
+    if gone == "module":  # ModuleNotFoundError while unpickling
+        monkeypatch.delitem(sys.modules, mod.__name__)
+    else:  # AttributeError: the module exists, the class does not
+        del mod.DR_Net_phy
+    with pytest.raises(CheckpointError, match="not importable here") as info:
+        read_state_dict(path, trust_checkpoint=True)
+    assert "state_dict()" in info.value.hint

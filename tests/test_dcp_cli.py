@@ -24,7 +24,7 @@ def photo_png(tmp_path):
 @pytest.mark.parametrize("impl", ["reference", "torch", "onnx"])
 def test_masks_command_writes_overlay_and_npy(tmp_path, photo_png, impl):
     if impl == "torch":
-        pytest.importorskip("torch")
+        pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
     out, npy = tmp_path / "masks.png", tmp_path / "masks.npy"
     result = CliRunner().invoke(
         app, ["masks", str(photo_png), "-o", str(out), "--save-npy", str(npy), "--impl", impl]

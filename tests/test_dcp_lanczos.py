@@ -10,8 +10,8 @@ from PIL import Image
 
 from hdm_deploy.dcp import lanczos
 
-torch = pytest.importorskip("torch")
-ort = pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
 from hdm_deploy.dcp import onnx_function as of  # noqa: E402
 from hdm_deploy.dcp import torch_masks as tm  # noqa: E402

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from hdm_deploy.dcp import onnx_function as of
 from hdm_deploy.dcp import reference as ref
 
-ort = pytest.importorskip("onnxruntime")
-torch = pytest.importorskip("torch")
+ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
+torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")
 
 from hdm_deploy.dcp import torch_masks as tm  # noqa: E402

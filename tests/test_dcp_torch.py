@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from hdm_deploy.dcp import reference as ref
 from hdm_deploy.errors import DCPError
 
-torch = pytest.importorskip("torch")
+torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")
 
 from hdm_deploy.dcp import torch_masks as tm  # noqa: E402

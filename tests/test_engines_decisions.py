@@ -34,6 +34,8 @@ from hdm_deploy.engines.sidecar import (
 )
 from hdm_deploy.errors import (
     EngineMismatchError,
+    HdmDeployError,
+    InputImageError,
     ModelFormatError,
     PluginBuildError,
     ShapeOutOfProfileError,
@@ -237,6 +239,10 @@ def test_find_plugin_library(tmp_path, monkeypatch):
     monkeypatch.delattr(plugins_pkg, "find_plugin_library", raising=False)
     assert find_plugin_library() == lib
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent.so"))
+    for required in (False, True):  # set on purpose: an error, never a silent fallback
+        with pytest.raises(PluginBuildError, match=ENV_VAR):
+            find_plugin_library(required=required)
+    monkeypatch.delenv(ENV_VAR)
     monkeypatch.setattr(
         "hdm_deploy.engines.plugins.candidate_paths", lambda *a, **k: [tmp_path / "absent.so"]
     )
@@ -296,7 +302,7 @@ def test_profile_max_must_fit_the_dcp_topk():
 
     meta = {"io": "uint8", "max_pixels": str(1920 * 1080)}
     assert compute_profile(meta, max_shape="1x1080x1920").max == (1, 1080, 1920)
-    with pytest.raises(ValueError, match="re-export with a larger"):
+    with pytest.raises(InputImageError, match="re-export with a larger"):
         compute_profile(meta, max_shape="1x1081x1920")  # padded to 1084 rows
 
 
@@ -311,3 +317,55 @@ def test_build_engine_reports_bad_profile_before_needing_tensorrt(tmp_path):
     onnx.save(model, path)
     with pytest.raises(HdmDeployError, match="invalid optimisation profile"):
         build_engine(path, tmp_path / "m.engine", max_shape="1x128x128")
+
+
+def test_sidecar_skips_facts_the_builder_could_not_find(tmp_path):
+    from hdm_deploy.engines.sidecar import EngineSidecar as Sidecar
+
+    unknown = _sidecar(gpu_name=None, compute_capability=None)
+    engine = tmp_path / "model.engine"
+    write_sidecar(engine, unknown)
+    back = read_sidecar(engine)
+    assert back == unknown and back.gpu_name is None and back.compute_capability is None
+    assert check_sidecar(back, RuntimeFacts("10.3.0.30", "Orin", "8.7")) == []
+    # sidecars written before the fix hold "unknown": not a mismatch either
+    legacy = Sidecar.from_mapping(
+        {**json.loads(unknown.to_json()), "gpu_name": "unknown", "compute_capability": "unknown"}
+    )
+    assert check_sidecar(legacy, RuntimeFacts("10.3.0.30", "Orin", "8.7")) == []
+    # a known compute capability is still compared
+    assert [m.fatal for m in check_sidecar(_sidecar(), RuntimeFacts("10.3.0.30", "Orin", "8.9"))] == [True]
+
+
+def test_publish_engine_writes_the_sidecar_first(tmp_path, monkeypatch):
+    from hdm_deploy import _fs
+    from hdm_deploy.engines.sidecar import publish_engine
+
+    engine = tmp_path / "model.engine"
+    side = publish_engine(engine, b"plan", _sidecar())
+    assert (
+        engine.read_bytes() == b"plan" and side == sidecar_path(engine) and read_sidecar(engine) == _sidecar()
+    )
+
+    real = _fs.atomic_write_bytes
+
+    def fail_on_engine(target, data):
+        if str(target).endswith(".engine"):
+            raise OSError("disk full")
+        return real(target, data)
+
+    monkeypatch.setattr(_fs, "atomic_write_bytes", fail_on_engine)
+    other = tmp_path / "other.engine"
+    with pytest.raises(OSError):
+        publish_engine(other, b"plan", _sidecar())
+    assert not other.exists() and sidecar_path(other).is_file()  # never an engine without a sidecar
+
+
+def test_doctor_refuses_a_garbage_trt_version_in_one_line():
+    from rich.console import Console
+
+    from hdm_deploy.engines.report import run_doctor
+
+    with pytest.raises(HdmDeployError, match="not a TensorRT version") as info:
+        run_doctor(None, ["abc"], out=Console(file=None, quiet=True))
+    assert "8.5" in info.value.hint

@@ -19,8 +19,8 @@ import pytest
 
 pytestmark = pytest.mark.slow
 
-skimage_data = pytest.importorskip("skimage.data")
-torch = pytest.importorskip("torch")
+skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (dev extra) provides the test photos")
+torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
 
 
 @functools.lru_cache(maxsize=1)

@@ -128,7 +128,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=[f"cfg{i}" for i in range(len(CONFIGS))])
 def test_all_flavours_match_torchvision(cfg):
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
     from torchvision.ops import deform_conv2d
 
     rng = np.random.default_rng(sum(cfg[:6]))

@@ -153,3 +153,120 @@ def test_unknown_model_suffix_is_one_line(tmp_path):
     (tmp_path / "m.bin").write_bytes(b"x")
     result = cli.invoke(app, ["infer", str(tmp_path / "a.png"), "--model", str(tmp_path / "m.bin")])
     assert result.exit_code == 2 and "unknown model file type" in result.output
+
+
+def test_torch_runner_refuses_bad_masks_and_devices(tiny_ckpt):
+    from hdm_deploy.errors import HdmDeployError
+
+    with pytest.raises(HdmDeployError, match="unknown DCP mask implementation") as info:
+        TorchRunner(tiny_ckpt, masks="foo", device="cpu")
+    assert "--masks reference" in info.value.hint
+    with pytest.raises(HdmDeployError, match="unknown device"):
+        TorchRunner(tiny_ckpt, device="gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(HdmDeployError, match="no CUDA GPU"):
+            TorchRunner(tiny_ckpt, device="cuda:0")
+    assert str(TorchRunner(tiny_ckpt, device="cpu").device) == "cpu"
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["bench", "MODEL", "--batch", "0"], "--batch"),
+        (["bench", "MODEL", "--masks", "foo"], "unknown --masks 'foo'"),
+        (["parity", "MODEL", "-r", "MODEL", "--masks", "foo"], "unknown --masks 'foo'"),
+        (["infer", "IMG", "--model", "MODEL", "--device", "gpu"], "unknown device 'gpu'"),
+        (["parity", "missing.onnx"], "model not found"),
+        (["convert", "missing.onnx", "--deform", "onnx"], "ONNX model not found"),
+        (["export", "missing.pt"], "checkpoint not found"),
+        (["masks", "IMG", "-o", "overlay.txt"], "cannot write the masks picture"),
+    ],
+)
+def test_cli_errors_are_one_line(tiny_ckpt, tmp_path, monkeypatch, args, expected):
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "a.png", _photo(16, 16))
+    args = [{"MODEL": str(tiny_ckpt), "IMG": "a.png"}.get(a, a) for a in args]
+    result = cli.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and "Traceback" not in result.output
+    assert not isinstance(result.exception, (ValueError, IndexError, TypeError, RuntimeError))
+    if "not found" in expected:
+        assert "(give" in result.output  # every missing path says what to give
+
+
+def test_torch_commands_say_pytorch_is_needed(tmp_path, monkeypatch):
+    import sys
+
+    import hdm_deploy.dcp as dcp_pkg
+
+    monkeypatch.chdir(tmp_path)
+    write_image(tmp_path / "a.png", _photo(16, 16))
+    monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
+    monkeypatch.delitem(sys.modules, "hdm_deploy.export.exporter", raising=False)
+    monkeypatch.delitem(sys.modules, "hdm_deploy.dcp.torch_masks", raising=False)
+    monkeypatch.delattr(dcp_pkg, "torch_masks", raising=False)
+    for args in (["export", "-o", "m.onnx"], ["masks", "a.png", "--impl", "torch"]):
+        result = cli.invoke(app, args)
+        assert result.exit_code == 2, result.output
+        assert "needs PyTorch" in result.output and "hdm-deploy[torch]" in result.output
+        assert "Traceback" not in result.output
+    assert not (tmp_path / "m.onnx").exists() and not (tmp_path / "masks.png").exists()
+
+
+def test_ctrl_c_is_exit_130_with_a_message(tiny_ckpt, monkeypatch):
+    from hdm_deploy.runtime import bench
+
+    def interrupt(_size):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(bench, "parse_size", interrupt)
+    result = cli.invoke(app, ["bench", str(tiny_ckpt)])
+    assert result.exit_code == 130 and "interrupted" in result.output
+
+
+def test_infer_dot_writes_a_sibling_folder(tiny_ckpt, tmp_path, monkeypatch):
+    src = tmp_path / "shots"
+    src.mkdir()
+    write_image(src / "a.png", _photo(12, 12))
+    monkeypatch.chdir(src)
+    result = cli.invoke(app, ["infer", ".", "--model", str(tiny_ckpt), "--device", "cpu"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "shots_enhanced" / "a.png").is_file()
+
+
+def test_video_without_decodable_frames_leaves_the_target_alone(runner, tmp_path, monkeypatch):
+    import hdm_deploy.runtime.infer as infer_mod
+
+    writer = cv2.VideoWriter(str(tmp_path / "v.avi"), cv2.VideoWriter_fourcc(*"MJPG"), 10, (16, 16))
+    writer.write(np.zeros((16, 16, 3), np.uint8))
+    writer.release()
+    (tmp_path / "o.avi").write_bytes(b"previous result")
+    monkeypatch.setattr(infer_mod, "iter_video_batches", lambda cap, batch: iter(()))
+    with pytest.raises(InputImageError, match="no frames could be decoded") as info:
+        enhance_path(runner, tmp_path / "v.avi", tmp_path / "o.avi")
+    assert info.value.hint
+    assert (tmp_path / "o.avi").read_bytes() == b"previous result"
+    assert not list(tmp_path.glob(".o.avi*"))
+
+
+def test_8bit_formats_are_decoded_once(tmp_path, monkeypatch):
+    calls = []
+    real = cv2.imread
+    monkeypatch.setattr(cv2, "imread", lambda *a, **k: calls.append(a[0]) or real(*a, **k))
+    img = _photo(10, 12)
+    for name in ("a.jpg", "a.bmp", "a.webp"):
+        write_image(tmp_path / name, img)
+        assert read_image(tmp_path / name).rgb8.shape == (10, 12, 3)
+    assert calls == []  # Pillow only
+    write_image(tmp_path / "a.png", img)
+    assert np.array_equal(read_image(tmp_path / "a.png").rgb8, img)
+    assert calls == [str(tmp_path / "a.png")]  # PNG may be 16-bit: OpenCV looks first
+
+
+@pytest.mark.parametrize(("name", "magic"), [("x.jpg", b"\xff\xd8"), ("x.png", b"\x89PNG")])
+def test_masks_picture_format_follows_the_suffix(tmp_path, name, magic):
+    write_image(tmp_path / "a.png", _photo(16, 16))
+    result = cli.invoke(app, ["masks", str(tmp_path / "a.png"), "-o", str(tmp_path / name)])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / name).read_bytes().startswith(magic)
+    assert not list(tmp_path.glob(f".{name}*"))

@@ -142,7 +142,7 @@ def test_policy_survives_inlining_and_names_layers():
 @pytest.mark.slow
 def test_scopes_match_real_dynamo_export():
     """Island scopes against the metadata torch's dynamo exporter really writes (tiny HDM)."""
-    torch = pytest.importorskip("torch")
+    torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
     from hdm_deploy.models.hdm import HDM, HDMConfig
 
     torch.manual_seed(0)

@@ -42,6 +42,56 @@ def test_pad_to_multiple_reflects_without_repeating_the_edge():
 
 
 def test_model_kind_by_suffix():
-    assert model_kind("a.PK") == "torch" and model_kind("m.onnx") == "onnx" and model_kind("x.plan") == "engine"
+    assert (
+        model_kind("a.PK") == "torch" and model_kind("m.onnx") == "onnx" and model_kind("x.plan") == "engine"
+    )
     with pytest.raises(ModelFormatError, match="unknown model file type"):
         model_kind("weights.bin")
+
+
+@pytest.mark.parametrize(
+    ("given", "torch_form", "onnx_form", "engine_form"),
+    [
+        (None, None, None, None),
+        ("auto", None, None, None),
+        ("cpu", "cpu", "cpu", "refused"),
+        ("CUDA", "cuda", "cuda", 0),
+        ("cuda:1", "cuda:1", "cuda", 1),
+        ("2", "cuda:2", "cuda", 2),
+        (0, "cuda:0", "cuda", 0),
+    ],
+)
+def test_device_is_mapped_per_backend(given, torch_form, onnx_form, engine_form):
+    from hdm_deploy.errors import HdmDeployError
+    from hdm_deploy.runtime import device_for
+
+    assert device_for("torch", given) == torch_form
+    assert device_for("onnx", given) == onnx_form
+    if engine_form == "refused":
+        with pytest.raises(HdmDeployError, match="TensorRT engines run on a CUDA GPU"):
+            device_for("engine", given)
+    else:
+        assert device_for("engine", given) == engine_form
+
+
+@pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "-1", "cuda:-1", "²", True])
+def test_unknown_device_is_one_line_before_any_backend_loads(bad, tmp_path):
+    from hdm_deploy.errors import HdmDeployError
+    from hdm_deploy.runtime import load_runner, parse_device
+
+    with pytest.raises(HdmDeployError, match="unknown device") as info:
+        parse_device(bad)
+    assert "cuda:N" in info.value.hint
+    for name in ("m.onnx", "m.engine", "m.pk"):  # the files need not exist: the device is checked first
+        with pytest.raises(HdmDeployError, match="unknown device"):
+            load_runner(tmp_path / name, device=bad)
+
+
+@pytest.mark.parametrize("message", ["", "   \n  ", "\nsecond line only"])
+def test_first_line_of_any_exception_message(message):
+    from hdm_deploy.errors import first_line
+
+    text = first_line(RuntimeError(message))
+    assert text == ("second line only" if "second" in message else "RuntimeError")
+    assert first_line(ValueError("a\nb" + "x" * 500), limit=10) == "a"
+    assert len(first_line(ValueError("y" * 500))) == 300

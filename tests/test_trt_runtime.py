@@ -132,3 +132,22 @@ def test_build_engine_cli_without_tensorrt(tmp_path):
     with pytest.raises(TensorRTUnavailableError, match="not installed"):
         build_engine(path, tmp_path / "m.engine")
     assert not (tmp_path / "m.engine").exists()
+
+
+def test_load_runner_gives_tensorrt_a_device_index(monkeypatch, tmp_path):
+    """`--device cuda` used to reach cudaSetDevice("cuda"); the engine runner now gets an int."""
+    import hdm_deploy.runtime as runtime
+    from hdm_deploy.errors import HdmDeployError
+
+    seen = {}
+
+    class FakeEngineRunner:
+        def __init__(self, path, device: int = 0, **_):
+            seen["device"] = device
+
+    monkeypatch.setattr(runtime, "runner_class", lambda path: FakeEngineRunner)
+    for given, index in (("cuda", 0), ("cuda:1", 1), ("3", 3)):
+        runtime.load_runner(tmp_path / "m.engine", device=given)
+        assert seen["device"] == index and isinstance(seen["device"], int)
+    with pytest.raises(HdmDeployError, match="CUDA GPU"):
+        runtime.load_runner(tmp_path / "m.engine", device="cpu")

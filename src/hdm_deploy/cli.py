@@ -8,7 +8,6 @@ shows the traceback. Heavy imports (torch, onnxruntime, tensorrt) happen inside 
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -17,7 +16,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import HdmDeployError
+from .errors import HdmDeployError, InputImageError, ModelFormatError
 
 console = Console(stderr=True)
 out = Console()
@@ -36,8 +35,17 @@ class _OneLineErrors(TyperGroup):
         except HdmDeployError as exc:
             if _state["debug"]:
                 raise
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            from rich.markup import escape  # messages hold [brackets]: hdm-deploy[torch], shapes
+
+            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
             raise typer.Exit(exc.exit_code) from None
+        except KeyboardInterrupt:
+            # typer (0.29, vendored click) would turn Ctrl-C into a silent exit 130; say so. Artifacts
+            # are written atomically, so nothing half-written is left behind.
+            if _state["debug"]:
+                raise
+            console.print("[yellow]interrupted[/]")
+            raise typer.Exit(130) from None
 
 
 app = typer.Typer(
@@ -115,7 +123,8 @@ def infer_cmd(
         ),
     ] = "reference",
     device: Annotated[
-        str | None, typer.Option("--device", help="cpu | cuda (default: best available).")
+        str | None,
+        typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
     ] = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per inference call.")] = 1,
     plugin_lib: Annotated[
@@ -129,13 +138,20 @@ def infer_cmd(
     from .runtime import load_runner
     from .runtime.infer import enhance_path
 
-    if masks not in ("reference", "torch"):
-        raise typer.BadParameter("use 'reference' or 'torch'", param_hint="--masks")
-    _existing(source, "input")
+    _mask_impl(masks)
+    _existing(source, "input", "give an image, a folder of images or a video")
+    if model is not None:
+        _existing_model(model)
     if output is None:
-        output = source if source.is_dir() else source.with_name(f"{source.stem}_enhanced{source.suffix}")
         if source.is_dir():
-            output = source.with_name(f"{source.name}_enhanced")
+            folder = source.resolve()  # `infer .` / `infer ..` have no usable name until resolved
+            if not folder.name:
+                raise InputImageError(
+                    f"cannot name an output folder beside {folder}", "pass the output folder with -o"
+                )
+            output = folder.with_name(f"{folder.name}_enhanced")
+        else:
+            output = source.with_name(f"{source.stem}_enhanced{source.suffix}")
     with load_runner(
         model, masks=masks, device=device, trust_checkpoint=trust_checkpoint or None, plugin_lib=plugin_lib
     ) as runner:
@@ -205,14 +221,20 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Export the whole frame path (DCP masks, padding, network, uint8 out) to one ONNX file."""
-    from .export.exporter import export_onnx
     from .runtime.bench import parse_size
+
+    try:
+        from .export.exporter import export_onnx
+    except ImportError as exc:  # torch is an extra: a Jetson running ONNX/TensorRT only lacks it
+        from .errors import missing_dependency
+
+        raise missing_dependency("export", exc) from exc
 
     max_w, max_h = parse_size(max_size)
 
     try:
         result = export_onnx(
-            _existing(checkpoint, "checkpoint") if checkpoint else None,
+            _existing_model(checkpoint, "checkpoint") if checkpoint else None,
             output,
             io=io,
             deform=deform,
@@ -264,7 +286,9 @@ def convert_cmd(
     """Rewrite the DeformConv nodes to another flavour (lossless), optionally inlining functions."""
     from .export.flavours import convert_file, detect_flavour
 
-    src = _existing(model, "ONNX model")
+    src = _existing(
+        model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
+    )
     dst = output or src.with_name(f"{src.stem}.{deform}{'.inlined' if inline_functions else ''}.onnx")
     before = detect_flavour(src)
     convert_file(src, dst, deform, inline=inline_functions)
@@ -302,7 +326,8 @@ def parity_cmd(
         typer.Option("--masks", help="Masks of a checkpoint reference: torch (as in the graph) | reference."),
     ] = "torch",
     device: Annotated[
-        str | None, typer.Option("--device", help="cpu | cuda (default: best available).")
+        str | None,
+        typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     junit_path: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
@@ -314,9 +339,15 @@ def parity_cmd(
     from .export.golden import golden_path_for
     from .runtime import parity
 
-    _existing(model, "model")
+    _mask_impl(masks)
+    _existing_model(model)
     ref = reference or golden_path_for(model)
-    _existing(ref, "reference (pass --reference GOLDEN.npz or a checkpoint)")
+    _existing(
+        ref,
+        "reference",
+        "pass --reference GOLDEN.npz, a checkpoint or a model (export writes NAME.golden.npz beside NAME.onnx)",
+        ModelFormatError,
+    )
     thresholds = {
         "psnr_min": psnr_min,
         "max_abs": max_abs,
@@ -328,7 +359,9 @@ def parity_cmd(
         report = parity.run_parity(
             model,
             ref,
-            images=_existing(images, "images") if images else None,
+            images=_existing(images, "images", "give an image file or a folder of images")
+            if images
+            else None,
             thresholds=thresholds,
             masks=masks,
             heatmap_dir=heatmap,
@@ -352,14 +385,15 @@ def bench_cmd(
         list[Path], typer.Argument(help="Model file(s): checkpoint, .onnx, .engine — compared in one table.")
     ],
     size: Annotated[str, typer.Option("--size", help="Frame size WIDTHxHEIGHT.")] = "640x480",
-    batch: Annotated[int, typer.Option("--batch", help="Frames per call.")] = 1,
-    warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls first.")] = 3,
-    iters: Annotated[int, typer.Option("--iters", help="Timed calls.")] = 10,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Frames per call.")] = 1,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls first.")] = 3,
+    iters: Annotated[int, typer.Option("--iters", min=1, help="Timed calls.")] = 10,
     masks: Annotated[
         str, typer.Option("--masks", help="DCP masks of checkpoints: torch | reference.")
     ] = "torch",
     device: Annotated[
-        str | None, typer.Option("--device", help="cpu | cuda (default: best available).")
+        str | None,
+        typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
     ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the timings as JSON.")] = None,
 ) -> None:
@@ -367,8 +401,9 @@ def bench_cmd(
     from .runtime import bench
 
     wh = bench.parse_size(size)
+    _mask_impl(masks)
     for m in models:
-        _existing(m, "model")
+        _existing_model(m)
     total = len(models) * (warmup + iters)
     from rich.progress import Progress
 
@@ -394,9 +429,12 @@ def bench_cmd(
 @app.command("masks")
 def masks_cmd(
     image: Annotated[Path, typer.Argument(help="Input image (any size ≥ 4×4; RGB, RGBA, grey, 16-bit).")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Overlay picture to write (PNG).")] = Path(
-        "masks.png"
-    ),
+    output: Annotated[
+        Path,
+        typer.Option(
+            "-o", "--output", help="Overlay picture to write; the suffix picks the format (.png, .jpg, …)."
+        ),
+    ] = Path("masks.png"),
     save_npy: Annotated[
         Path | None, typer.Option("--save-npy", help="Also write the raw float32 [5,1,h,w] masks (.npy).")
     ] = None,
@@ -406,8 +444,9 @@ def masks_cmd(
     from .dcp import render
     from .runtime.image_io import read_image
 
-    result = render.compute(read_image(_existing(image, "image")).rgb8, impl)
-    render.write_png(output, render.overlay(result))
+    picture_path = render.check_picture_suffix(output)  # before minutes of work
+    result = render.compute(read_image(_existing(image, "image", "give an image file")).rgb8, impl)
+    render.write_picture(picture_path, render.overlay(result))
     if save_npy is not None:
         render.write_npy(save_npy, result.masks)
     shares = "  ".join(f"{k + 1}: {v:.1%}" for k, v in enumerate(result.coverage()))
@@ -503,7 +542,9 @@ def build_engine_cmd(
     from .engines.report import run_build_engine
 
     run_build_engine(
-        _existing(model, "ONNX model"),
+        _existing(
+            model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
+        ),
         output,
         fp16=fp16,
         min_shape=min_shape,
@@ -535,26 +576,56 @@ def doctor_cmd(
     """Versions found, the Jetson guide that applies here, and a TensorRT import check of a graph."""
     from .engines.report import run_doctor
 
-    ok = run_doctor(_existing(model, "ONNX model") if model else None, trt or [], out=out)
+    ok = run_doctor(
+        _existing(model, "ONNX model", "give the path of an .onnx file", ModelFormatError) if model else None,
+        trt or [],
+        out=out,
+    )
     if not ok:
         raise typer.Exit(1)
 
 
 def main() -> None:
-    try:
-        app()
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]")
-        sys.exit(130)
+    app()
 
 
-def _existing(path: Path, what: str = "file") -> Path:
-    """Resolve a user-given path with a one-line error when it is missing."""
-    from .errors import InputImageError
-
+def _existing(
+    path: Path, what: str = "file", hint: str | None = None, error: type[HdmDeployError] | None = None
+) -> Path:
+    """A user-given path, or a one-line ``error`` (default :class:`InputImageError`) with ``hint``."""
     if not path.exists():
-        raise InputImageError(f"{what} not found: {path}")
+        from .errors import InputImageError
+
+        raise (error or InputImageError)(f"{what} not found: {path}", hint or "check the path")
     return path
+
+
+def _existing_model(path: Path, what: str = "model", hint: str | None = None) -> Path:
+    """A model file that must exist: :class:`CheckpointError` for checkpoints, else :class:`ModelFormatError`."""
+    from .errors import CheckpointError, ModelFormatError
+
+    is_checkpoint = path.suffix.lower() in (".pk", ".pt", ".pth")
+    return _existing(
+        path,
+        what,
+        hint
+        or (
+            "give the path of a .pk/.pt/.pth checkpoint"
+            if is_checkpoint
+            else "give the path of a checkpoint (.pk/.pt/.pth), an .onnx model or a TensorRT .engine"
+        ),
+        CheckpointError if is_checkpoint else ModelFormatError,
+    )
+
+
+MASK_IMPLS = ("reference", "torch")
+
+
+def _mask_impl(masks: str) -> str:
+    """``--masks`` of PyTorch models, checked here so that a typo is one line, not a traceback."""
+    if masks not in MASK_IMPLS:
+        raise HdmDeployError(f"unknown --masks {masks!r}", f"use --masks {' or --masks '.join(MASK_IMPLS)}")
+    return masks
 
 
 if __name__ == "__main__":

@@ -61,3 +61,26 @@ class EngineMismatchError(HdmDeployError):
 
 class ShapeOutOfProfileError(HdmDeployError):
     """An input shape lies outside the engine's optimisation profile."""
+
+
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first non-empty line of an exception's message (its type name when the message is empty)."""
+    for line in str(exc).strip().splitlines():
+        if line.strip():
+            return line.strip()[:limit]
+    return type(exc).__name__
+
+
+TORCH_HINT = "pip install 'hdm-deploy[torch]'"
+
+
+def missing_dependency(what: str, exc: ImportError) -> HdmDeployError:
+    """The one-line error for ``what`` (``"export"``, ``"--impl torch"``) when an import failed:
+    "needs PyTorch" when torch/torchvision is missing, else a broken-install message naming the module."""
+    root = (getattr(exc, "name", None) or "").split(".")[0]
+    if root in ("torch", "torchvision"):
+        return HdmDeployError(f"{what} needs PyTorch ({first_line(exc)})", TORCH_HINT)
+    return HdmDeployError(
+        f"{what} cannot import {root or 'a module'} ({first_line(exc)})",
+        "reinstall hdm-deploy with its dependencies: " + TORCH_HINT,
+    )

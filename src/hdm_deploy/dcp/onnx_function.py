@@ -57,7 +57,10 @@ from onnx import TensorProto, helper, numpy_helper
 from . import lanczos
 from .reference import (
     BINS,
+    CENTER,
     CONSTANT_RTOL,
+    GRAY_SHIFT,
+    GRAY_WEIGHTS,
     LIGHT_BOX,
     LIGHT_EPS,
     LIGHT_ERODE,
@@ -67,11 +70,6 @@ from .reference import (
     REFINE_EPS,
     REGION_BOUNDS,
     TRANSMISSION_ERODE,
-)
-from .torch_masks import (
-    CENTER,
-    GRAY_SHIFT,
-    GRAY_WEIGHTS,
     box_window,
 )
 

@@ -96,6 +96,17 @@ MIN_LIGHT = 1.0 / 765.0
 CONSTANT_RTOL = 2.0**-16
 #: Smallest accepted image side (the quarter image must not be empty).
 MIN_SIDE = 4
+#: OpenCV 5 ``COLOR_BGR2GRAY`` fixed point for 8-bit data: weights of channels 0, 1, 2 and the shift
+#: (used by the torch and ONNX mirrors, which compute the grey image themselves).
+GRAY_WEIGHTS = (3735.0, 19235.0, 9798.0)
+GRAY_SHIFT = 15
+#: Offset the torch and ONNX mirrors subtract before cumulative sums of integer maps (small partial sums).
+CENTER = 128.0
+
+
+def box_window(k: int) -> tuple[int, int]:
+    """OpenCV's default anchor: the window of a size-k box covers offsets ``−(k//2) … k − 1 − k//2``."""
+    return k // 2, k - 1 - k // 2
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from .._fs import atomic_path
-from ..errors import DCPError
+from ..errors import DCPError, InputImageError, missing_dependency
 from . import reference
 
 Impl = Literal["reference", "torch", "onnx"]
@@ -56,7 +56,10 @@ def compute(rgb: np.ndarray, impl: str = "reference") -> RegionMasks:
     small = reference.downscale(rgb)  # validates the input too
     batch = np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1)[None])
     if impl == "torch":
-        from . import torch_masks
+        try:
+            from . import torch_masks
+        except ImportError as exc:  # torch is an optional extra
+            raise missing_dependency("masks --impl torch", exc) from exc
 
         masks = torch_masks.dcp_masks(batch).numpy()[0]
     else:
@@ -122,12 +125,34 @@ def overlay(result: RegionMasks, alpha: float = 0.6, min_width: int = 640) -> np
     return np.asarray(canvas)
 
 
-def write_png(path: str | Path, picture: np.ndarray) -> Path:
-    from PIL import Image
+#: Suffixes the overlay picture may be written as (the suffix picks the format, as with every image we write).
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
-    with atomic_path(path, suffix=".png") as tmp:
-        Image.fromarray(picture).save(tmp, format="PNG")
-    return Path(path)
+
+def check_picture_suffix(path: str | Path) -> Path:
+    """``path`` if its suffix names a picture format we write, else :class:`InputImageError`."""
+    path = Path(path)
+    if path.suffix.lower() not in PICTURE_SUFFIXES:
+        raise InputImageError(
+            f"cannot write the masks picture as '{path.suffix or '(no suffix)'}' ({path})",
+            f"use -o NAME with one of {', '.join(PICTURE_SUFFIXES)}",
+        )
+    return path
+
+
+def write_picture(path: str | Path, picture: np.ndarray) -> Path:
+    """Write an RGB picture atomically in the format its suffix names (PNG, JPEG, …)."""
+    import cv2
+
+    path = check_picture_suffix(path)
+    suffix = path.suffix.lower()
+    params = [cv2.IMWRITE_JPEG_QUALITY, 95] if suffix in (".jpg", ".jpeg") else []
+    ok, data = cv2.imencode(suffix, cv2.cvtColor(np.ascontiguousarray(picture), cv2.COLOR_RGB2BGR), params)
+    if not ok:
+        raise InputImageError(f"OpenCV could not encode {path}", "write a .png instead")
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data.tobytes())
+    return path
 
 
 def write_npy(path: str | Path, masks: np.ndarray) -> Path:

@@ -54,7 +54,10 @@ from ..errors import DCPError
 from . import lanczos
 from .reference import (
     BINS,
+    CENTER,
     CONSTANT_RTOL,
+    GRAY_SHIFT,
+    GRAY_WEIGHTS,
     LIGHT_BOX,
     LIGHT_EPS,
     LIGHT_ERODE,
@@ -65,11 +68,9 @@ from .reference import (
     REFINE_EPS,
     REGION_BOUNDS,
     TRANSMISSION_ERODE,
+    box_window,
 )
 
-#: OpenCV 5 ``COLOR_BGR2GRAY`` fixed point for 8-bit data: weights of channels 0, 1, 2 and the shift.
-GRAY_WEIGHTS = (3735.0, 19235.0, 9798.0)
-GRAY_SHIFT = 15
 #: Lanczos weight scaling: high part × 2^-12, low part × 2^-22 (see the module docstring).
 HI_SCALE = 2.0 ** (lanczos.SPLIT_BITS - lanczos.PRECISION_BITS)
 LO_SCALE = 2.0**-lanczos.PRECISION_BITS
@@ -129,11 +130,6 @@ def _reflect_index(n: int, before: int, after: int) -> np.ndarray:
 @functools.lru_cache(maxsize=64)
 def _edge_index(n: int, radius: int) -> np.ndarray:
     return np.clip(np.arange(-radius, n + radius), 0, n - 1)
-
-
-def box_window(k: int) -> tuple[int, int]:
-    """OpenCV's default anchor: the window of a size-k box covers offsets ``−(k//2) … k − 1 − k//2``."""
-    return k // 2, k - 1 - k // 2
 
 
 # ---- exact Lanczos ÷4 -------------------------------------------------------------------------------------
@@ -292,10 +288,6 @@ def box_mean(x: torch.Tensor, k: int) -> torch.Tensor:
     rows = window_sum(_gather(x, _reflect_index(x.shape[-1], before, after), -1), k, -1)
     cols = window_sum(_gather(rows, _reflect_index(x.shape[-2], before, after), -2), k, -2)
     return cols * np.float32(1.0 / (k * k))
-
-
-#: Offset subtracted before the cumulative sums of integer maps (keeps partial sums small).
-CENTER = 128.0
 
 
 def box_sum_int(x: torch.Tensor, k: int) -> torch.Tensor:

@@ -14,11 +14,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .._fs import atomic_write_bytes, sha256_file
-from ..errors import ExportError, HdmDeployError, ModelFormatError, TensorRTUnavailableError
+from ..errors import (
+    ExportError,
+    HdmDeployError,
+    InputImageError,
+    ModelFormatError,
+    TensorRTUnavailableError,
+)
 from .flags import BuildFlags, decide_flags, layers_to_pin, parse_version, workspace_bytes
 from .plugins import find_plugin_library, load_plugin_library, model_needs_plugin
 from .profiles import Profile, compute_profile
-from .sidecar import EngineSidecar, write_sidecar
+from .sidecar import EngineSidecar, publish_engine
 
 Log = Callable[[str], None]
 
@@ -39,17 +45,11 @@ class OnnxFacts:
 
 def read_onnx_facts(path: str | Path) -> OnnxFacts:
     """Metadata, the image input's signature, the ops (incl. inside local functions), the FP32 islands."""
-    import onnx
-
+    from ..export import _graph
     from ..export.precision import fp32_layer_names
 
     path = Path(path)
-    if not path.is_file():
-        raise ModelFormatError(f"ONNX model not found: {path}")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelFormatError(f"{path} is not a readable ONNX model: {exc}") from exc
+    model = _graph.load(path, external_data=False)
     meta = {p.key: p.value for p in model.metadata_props}
     if not model.graph.input:
         raise ModelFormatError(f"{path} has no graph input")
@@ -127,7 +127,7 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
         profile = compute_profile(
             facts.metadata, facts.input_name, facts.input_dims, min_shape, opt_shape, max_shape
         )
-    except ValueError as exc:
+    except (ValueError, InputImageError) as exc:  # InputImageError: the profile exceeds max_pixels
         raise HdmDeployError(f"invalid optimisation profile: {exc}", "check --min/--opt/--max") from None
     trt = import_tensorrt()
     flags = decide_flags(trt.__version__, facts.precision, fp16, strongly_typed)
@@ -212,14 +212,13 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
         atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
 
     output = Path(output)
-    atomic_write_bytes(output, bytes(serialized))
     name, cc, cuda_version = gpu_facts()
     from .. import __version__
 
     sidecar = EngineSidecar(
         trt_version=trt.__version__,
-        gpu_name=name or "unknown",
-        compute_capability=cc or "unknown",
+        gpu_name=name or None,  # None: unknown, so not checked when the engine is loaded
+        compute_capability=cc or None,
         precision="fp16" if fp16 or facts.precision == "fp16" else "fp32",
         strongly_typed=flags.strongly_typed,
         tf32=False,
@@ -239,7 +238,7 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
         fp32_layers=len(pinned),
         build_seconds=round(seconds, 1),
     )
-    side = write_sidecar(output, sidecar)
+    side = publish_engine(output, bytes(serialized), sidecar)  # sidecar first, then the engine
     log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) and {side.name} in {seconds:.0f} s")
     return BuildResult(output, side, sidecar, flags, profile, pinned)
 

@@ -27,10 +27,12 @@ MIN_TRT = (8, 5)
 
 
 def parse_version(text: str) -> tuple[int, ...]:
-    """``"10.13.3.9"`` / ``"8.5"`` → ``(10, 13, 3, 9)`` / ``(8, 5)``."""
+    """``"10.13.3.9"`` / ``"8.5"`` → ``(10, 13, 3, 9)`` / ``(8, 5)``; garbage → :class:`HdmDeployError`."""
     nums = re.findall(r"\d+", str(text))
     if not nums:
-        raise ValueError(f"not a version: {text!r}")
+        raise HdmDeployError(
+            f"not a TensorRT version: {text!r}", "give a version such as 8.5, 8.6, 10.3, 10.13 or 10.13.3.9"
+        )
     return tuple(int(n) for n in nums)
 
 

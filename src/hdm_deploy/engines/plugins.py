@@ -3,9 +3,10 @@
 Discovery order (the same as ``hdm_deploy.plugins.find_plugin_library`` when that exists, which we
 call first): an explicit path, ``$HDM_DEPLOY_PLUGIN_LIB``, the package directory
 (``hdm_deploy/plugins/``), then build directories (``build/``, ``plugins/build``) of a source
-checkout. Loading is ``ctypes.CDLL(..., RTLD_GLOBAL)``: the library registers its creators
-(``HdmDeformConv``, version 1, namespace ``hdm_deploy``) with TensorRT's global plugin registry
-when it is loaded, which works on TRT 8.5 → 11 alike.
+checkout; a library named on purpose (explicit path or the variable) must exist. Loading is
+:func:`hdm_deploy.plugins.load_plugin_library`: import ``tensorrt``, load the library, call its
+``initHdmDeployPlugins``, which registers ``HdmDeformConv`` (version 1, namespace ``hdm_deploy``)
+with TensorRT's global plugin registry on TRT 8.5 → 11 alike.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from ..errors import PluginBuildError
 LIB_NAME = "libhdm_deploy_plugins.so"
 ENV_VAR = "HDM_DEPLOY_PLUGIN_LIB"
 PLUGIN_OPS = {("hdm_deploy", "HdmDeformConv")}
-
-_loaded: dict[str, ctypes.CDLL] = {}
 
 
 def candidate_paths(
@@ -44,13 +43,18 @@ def candidate_paths(
 
 
 def find_plugin_library(explicit: str | os.PathLike | None = None, required: bool = True) -> Path | None:
-    """Path of the plugin library, or ``None`` (``required=False``) / :class:`PluginBuildError`."""
-    if explicit:
-        path = Path(explicit)
+    """Path of the plugin library, or ``None`` (``required=False``) / :class:`PluginBuildError`.
+
+    A library named on purpose (``explicit``, else ``$HDM_DEPLOY_PLUGIN_LIB``) must exist, whatever
+    ``required`` says: we never fall back silently to another library.
+    """
+    given, source = (explicit, "--plugin-lib") if explicit else (os.environ.get(ENV_VAR), f"${ENV_VAR}")
+    if given:
+        path = Path(given).expanduser()
         if not path.is_file():
             raise PluginBuildError(
                 f"plugin library not found: {path}",
-                "check --plugin-lib or build it with `hdm-deploy build-plugin`",
+                f"check {source} or build it with `hdm-deploy build-plugin`",
             )
         return path
     try:  # the plugin package's own discovery, when it exists (it knows its build layout best)
@@ -83,25 +87,8 @@ def model_needs_plugin(op_ids: Iterable[tuple[str, str]]) -> bool:
 
 
 def load_plugin_library(path: str | os.PathLike) -> ctypes.CDLL:
-    """dlopen the library globally (idempotent); its static initialisers register the creators."""
-    key = str(Path(path).resolve())
-    if key not in _loaded:
-        try:
-            _loaded[key] = ctypes.CDLL(key, mode=ctypes.RTLD_GLOBAL)
-        except OSError as exc:
-            raise PluginBuildError(
-                f"cannot load {path}: {exc}",
-                "it must be built against this TensorRT/CUDA; rebuild with `hdm-deploy build-plugin`",
-            ) from exc
-    return _loaded[key]
+    """Load the library and register its creators with TensorRT: :func:`hdm_deploy.plugins.load_plugin_library`
+    (it imports ``tensorrt`` before loading the library, then calls ``initHdmDeployPlugins``)."""
+    from ..plugins import load_plugin_library as load_and_register
 
-
-def registered_creators(registry) -> list[tuple[str, str, str]]:  # pragma: no cover - needs TensorRT
-    """(name, version, namespace) of every creator in a TensorRT plugin registry (TRT 8.5 → 11)."""
-    creators = getattr(registry, "all_creators", None) or getattr(registry, "plugin_creator_list", [])
-    out = []
-    for c in creators:
-        out.append(
-            (getattr(c, "name", "?"), getattr(c, "plugin_version", "?"), getattr(c, "plugin_namespace", ""))
-        )
-    return out
+    return load_and_register(path)

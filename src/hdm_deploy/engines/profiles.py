@@ -13,13 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from ..errors import ShapeOutOfProfileError
+from ..runtime.base import MIN_SIDE, check_max_pixels
 
 #: Defaults: batch dynamic, from a thumbnail to 1080p, tuned for 720p.
 DEFAULT_MIN = (1, 64, 64)
 DEFAULT_OPT = (1, 720, 1280)
 DEFAULT_MAX = (1, 1080, 1920)
-#: Smallest side the exported graph accepts (two stride-2 convs and the ÷4 DCP resize).
-MIN_SIDE = 4
 
 NHW = tuple[int, int, int]
 
@@ -154,20 +153,8 @@ def compute_profile(
         lo, mid, hi = (
             tuple(f if f is not None else v for f, v in zip(fixed, s, strict=True)) for s in (lo, mid, hi)
         )  # type: ignore[assignment]
-    check_max_pixels(hi, meta)
+    check_max_pixels(hi, meta.get("max_pixels"), what="profile max (W×H)", fix="lower --max")
     return Profile(input_name, layout, lo, mid, hi)
-
-
-def check_max_pixels(max_nhw: NHW, metadata: Mapping[str, str]) -> None:
-    """The profile's largest frame must fit the DCP function's constant TopK (metadata ``max_pixels``)."""
-    limit = int(metadata.get("max_pixels") or 0)
-    h, w = max_nhw[1], max_nhw[2]
-    padded = (-(-h // 4) * 4) * (-(-w // 4) * 4)
-    if limit and padded > limit:
-        raise ValueError(
-            f"profile max {h}×{w} exceeds the {limit} pixels this ONNX file's DCP subroutine supports; "
-            "re-export with a larger `hdm-deploy export --max-size WxH`, or lower --max"
-        )
 
 
 def frames_nhw(shape: Sequence[int], layout: str) -> NHW:

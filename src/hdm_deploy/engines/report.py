@@ -46,7 +46,7 @@ def run_build_engine(  # pragma: no cover - needs TensorRT
     table = Table(title=f"engine {result.engine_path.name}", show_header=False)
     for k, v in (
         ("TensorRT", s.trt_version),
-        ("GPU", f"{s.gpu_name} (sm_{s.compute_capability})"),
+        ("GPU", f"{s.gpu_name or 'unknown'} (sm_{s.compute_capability or '?'})"),
         (
             "precision",
             s.precision
@@ -63,8 +63,17 @@ def run_build_engine(  # pragma: no cover - needs TensorRT
 
 def run_doctor(model: Path | None, trt_versions: list[str], out: Console) -> bool:
     """Print versions, the Jetson guide and (with a model) the op check; False when errors were found."""
-    from ..runtime.doctor import KNOWN, check_graph, detect_versions, guide_for, plugin_available
+    from ..runtime.doctor import (
+        KNOWN,
+        check_graph,
+        detect_versions,
+        guide_for,
+        nearest_known,
+        plugin_available,
+    )
 
+    for version in trt_versions:  # a typo in --trt is one line (HdmDeployError), before any probing
+        nearest_known(version)
     v = detect_versions()
     table = Table(title="hdm-deploy doctor", show_header=False)
     for name, ver in v.python_packages.items():

@@ -30,8 +30,8 @@ def sidecar_path(engine_path: str | Path) -> Path:
 @dataclass
 class EngineSidecar:
     trt_version: str
-    gpu_name: str
-    compute_capability: str  #: "8.7"
+    gpu_name: str | None  #: None: the builder could not ask the GPU (then not checked at load time)
+    compute_capability: str | None  #: "8.7"; None when unknown (not checked)
     precision: str  #: "fp32" | "fp16"
     strongly_typed: bool
     tf32: bool
@@ -79,6 +79,16 @@ def write_sidecar(engine_path: str | Path, sidecar: EngineSidecar) -> Path:
     return path
 
 
+def publish_engine(engine_path: str | Path, serialized: bytes, sidecar: EngineSidecar) -> Path:
+    """Write the sidecar, then the engine, each atomically: an engine never exists without its
+    sidecar (a crash in between leaves at most a sidecar, which nothing loads on its own)."""
+    from .._fs import atomic_write_bytes
+
+    side = write_sidecar(engine_path, sidecar)
+    atomic_write_bytes(engine_path, serialized)
+    return side
+
+
 def read_sidecar(engine_path: str | Path, required: bool = True) -> EngineSidecar | None:
     path = sidecar_path(engine_path)
     if not path.is_file():
@@ -116,31 +126,27 @@ class Mismatch:
         return f"{self.what}: built for {self.built}, running {self.running}"
 
 
+def _known(value: str | None) -> str | None:
+    """``None`` for a fact nobody could find out (older sidecars wrote ``"unknown"``)."""
+    return None if value in (None, "", "unknown") else value
+
+
 def check_sidecar(sidecar: EngineSidecar, facts: RuntimeFacts) -> list[Mismatch]:
     """Differences between build and run. Fatal: TensorRT major.minor.patch, compute capability,
     a different plugin library. Not fatal: GPU name (same architecture, other SKU — it runs, maybe
-    slower), TensorRT build number."""
+    slower), TensorRT build number. A fact unknown on either side (``None``) is not compared."""
     out: list[Mismatch] = []
     built_v, run_v = parse_version(sidecar.trt_version), parse_version(facts.trt_version)
     if built_v[:3] != run_v[:3]:
         out.append(Mismatch("TensorRT version", sidecar.trt_version, facts.trt_version, True))
     elif built_v != run_v:
         out.append(Mismatch("TensorRT build", sidecar.trt_version, facts.trt_version, False))
-    if (
-        facts.compute_capability
-        and sidecar.compute_capability
-        and facts.compute_capability != sidecar.compute_capability
-    ):
-        out.append(
-            Mismatch(
-                "GPU compute capability",
-                f"sm_{sidecar.compute_capability}",
-                f"sm_{facts.compute_capability}",
-                True,
-            )
-        )
-    if facts.gpu_name and sidecar.gpu_name and facts.gpu_name != sidecar.gpu_name:
-        out.append(Mismatch("GPU", sidecar.gpu_name, facts.gpu_name, False))
+    built_cc, run_cc = _known(sidecar.compute_capability), _known(facts.compute_capability)
+    if built_cc and run_cc and built_cc != run_cc:
+        out.append(Mismatch("GPU compute capability", f"sm_{built_cc}", f"sm_{run_cc}", True))
+    built_gpu, run_gpu = _known(sidecar.gpu_name), _known(facts.gpu_name)
+    if built_gpu and run_gpu and built_gpu != run_gpu:
+        out.append(Mismatch("GPU", built_gpu, run_gpu, False))
     if sidecar.plugin_sha256 and facts.plugin_sha256 and sidecar.plugin_sha256 != facts.plugin_sha256:
         out.append(
             Mismatch("plugin library sha256", sidecar.plugin_sha256[:12], facts.plugin_sha256[:12], True)

@@ -16,7 +16,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from .._fs import atomic_path
-from ..errors import ExportError
+from ..errors import ExportError, first_line
 
 #: Default opset of every graph we write, and the IR version we stamp (ORT 1.31 accepts ≤ 13;
 #: onnx 1.23 would write 14). IR 10 keeps node ``metadata_props`` (scopes) and local functions.
@@ -98,7 +98,12 @@ def set_metadata(model: onnx.ModelProto, values: dict[str, object]) -> None:
         model.metadata_props.add(key=key, value=current[key])
 
 
-def load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
+def load(
+    model_or_path: onnx.ModelProto | str | os.PathLike, *, external_data: bool = True
+) -> onnx.ModelProto:
+    """A model passed through, or the ONNX file at a path; a missing or unreadable file is a
+    :class:`~hdm_deploy.errors.ModelFormatError`. ``external_data=False`` leaves external tensors
+    unloaded (enough for metadata, inputs and ops). Torch-free: ``runtime/`` and ``engines/`` use it."""
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     path = Path(model_or_path)
@@ -107,7 +112,7 @@ def load(model_or_path: onnx.ModelProto | str | os.PathLike) -> onnx.ModelProto:
 
         raise ModelFormatError(f"ONNX model not found: {path}", "export one with `hdm-deploy export`")
     try:
-        return onnx.load(str(path))
+        return onnx.load(str(path), load_external_data=external_data)
     except Exception as exc:  # onnx raises DecodeError, OSError, …
         from ..errors import ModelFormatError
 
@@ -122,7 +127,7 @@ def finalize(
     try:
         onnx.checker.check_model(model, full_check=full_check)
     except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as exc:
-        first = str(exc).strip().splitlines()[0][:300]
+        first = first_line(exc)
         raise ExportError(
             f"the ONNX graph fails onnx.checker: {first}", "re-run with --debug and report it"
         ) from exc

@@ -19,6 +19,9 @@ from dataclasses import dataclass
 import onnx
 import torch
 
+#: Largest frame (padded H·W) the DCP function handles by default (4K UHD); it sizes the function's
+#: constant TopK (TensorRT needs a constant K); larger frames are refused by the runners.
+from ..dcp.onnx_function import DEFAULT_MAX_PIXELS
 from ..errors import ExportError
 from . import _graph
 
@@ -46,9 +49,6 @@ def _as_function_list(obj) -> list[onnx.FunctionProto]:
     return list(obj)
 
 
-#: Largest frame (padded H·W) the DCP function handles by default: 4K UHD. It sizes the function's
-#: constant TopK (TensorRT needs a constant K); larger frames are refused by the runners.
-DEFAULT_MAX_PIXELS = 3840 * 2160
 #: How the function computes its exact integer box sums: ``cumsum`` is fastest in ONNX Runtime;
 #: TensorRT imports ``CumSum`` as a loop, so TensorRT-bound exports use ``doubling`` (same results).
 INT_SUMS = ("cumsum", "doubling")

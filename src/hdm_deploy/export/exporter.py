@@ -33,7 +33,7 @@ import torch
 
 from .. import __version__
 from .._fs import sha256_file
-from ..errors import ExportError, ParityError
+from ..errors import ExportError, ParityError, first_line
 from ..models.hdm import HDM, MEAN, STD
 from . import _graph, flavours
 from .dcp_op import DEFAULT_MAX_PIXELS, DCPImpl, attach_functions, default_impl, translation_table, using
@@ -96,7 +96,7 @@ class _Steps:
 
 
 def _load_model(checkpoint, trust_checkpoint: bool) -> tuple[HDM, dict[str, Any]]:
-    from ..models.checkpoint import load_checkpoint, read_state_dict
+    from ..models.checkpoint import load_checkpoint_with_meta
 
     if isinstance(checkpoint, HDM):
         return checkpoint, {"checkpoint": "(in-memory model)"}
@@ -105,8 +105,7 @@ def _load_model(checkpoint, trust_checkpoint: bool) -> tuple[HDM, dict[str, Any]
 
         checkpoint = sample_checkpoint_path()
     path = Path(checkpoint)
-    model = load_checkpoint(path, trust_checkpoint=trust_checkpoint)
-    _, meta = read_state_dict(path, trust_checkpoint)
+    model, meta = load_checkpoint_with_meta(path, trust_checkpoint)
     info = {"checkpoint": path.name, "checkpoint_sha256": sha256_file(path)}
     if isinstance(meta, dict) and meta.get("task"):
         info["task"] = str(meta["task"])
@@ -138,9 +137,7 @@ def _torch_export(wrapper: FramePath, io: str) -> torch.export.ExportedProgram:
             prefer_deferred_runtime_asserts_over_guards=True,
         )
     except Exception as exc:
-        raise ExportError(
-            f"torch.export failed: {str(exc).strip().splitlines()[0][:300]}", "re-run with --debug"
-        ) from exc
+        raise ExportError(f"torch.export failed: {first_line(exc)}", "re-run with --debug") from exc
 
 
 def _to_onnx(program: torch.export.ExportedProgram, opset: int) -> onnx.ModelProto:
@@ -158,9 +155,7 @@ def _to_onnx(program: torch.export.ExportedProgram, opset: int) -> onnx.ModelPro
                 verbose=False,
             )
         except Exception as exc:
-            raise ExportError(
-                f"the ONNX exporter failed: {str(exc).strip().splitlines()[0][:300]}", "re-run with --debug"
-            ) from exc
+            raise ExportError(f"the ONNX exporter failed: {first_line(exc)}", "re-run with --debug") from exc
     return onnx_program.model_proto
 
 
@@ -224,6 +219,14 @@ def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str) -> on
 def default_dcp_sums(deform: str, opset: int) -> str:
     """``doubling`` where TensorRT is the target (it imports CumSum as a slow loop), else ``cumsum``."""
     return "doubling" if deform == "plugin" or opset < 19 else "cumsum"
+
+
+def _dcp_impl(
+    dcp: DCPImpl | None, max_pixels: int, dcp_sums: str | None, deform: str, opset: int
+) -> tuple[DCPImpl, str]:
+    """The DCP implementation an export uses (``dcp`` overrides, tests) and its integer-sum method."""
+    sums = dcp_sums or default_dcp_sums(deform, opset)
+    return dcp or default_impl(max_pixels, sums), sums
 
 
 def build_metadata(
@@ -299,8 +302,7 @@ def build_onnx(
             f"DeformConv does not exist in opset {opset}", "export with --deform plugin or --deform decompose"
         )
     steps = steps or _Steps(False)
-    sums = dcp_sums or default_dcp_sums(deform, opset)
-    impl = dcp or default_impl(max_pixels, sums)
+    impl, sums = _dcp_impl(dcp, max_pixels, dcp_sums, deform, opset)
     wrapper = FramePath(export_ready(model), io).eval()
     with using(impl), torch.no_grad():
         with steps("trace", "torch.export (dynamic N, H, W)"):
@@ -377,7 +379,7 @@ def export_onnx(
         max_pixels=max_pixels,
         dcp_sums=dcp_sums,
     )
-    impl = dcp or default_impl(max_pixels)
+    impl, _ = _dcp_impl(dcp, max_pixels, dcp_sums, deform, opset)  # the settings build_onnx used
     bundle: GoldenBundle | None = None
     golden_file = golden_path_for(output) if golden else None
     if golden or verify:

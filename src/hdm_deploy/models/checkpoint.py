@@ -19,7 +19,7 @@ from typing import Any
 import torch
 
 from .._fs import atomic_path
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from .hdm import HDM, HDMConfig
 
 #: Keys under which training scripts commonly nest the state dict (first match wins).
@@ -36,7 +36,7 @@ def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict]:
         meta = dict(obj.get(META_KEY) or {})
         for key in WRAPPER_KEYS:
             inner = obj.get(key)
-            if isinstance(inner, Mapping):
+            if isinstance(inner, (Mapping, torch.nn.Module)):  # {'model': net} as well as {'model': sd}
                 obj = inner
                 break
     if isinstance(obj, torch.nn.Module):
@@ -99,10 +99,6 @@ def check_state_dict(
         )
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-
-
 def read_state_dict(
     path: str | os.PathLike, trust_checkpoint: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict]:
@@ -115,13 +111,21 @@ def read_state_dict(
     except pickle.UnpicklingError as exc:
         blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
         if trust_checkpoint or blocked is None:
-            raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from exc
+            raise CheckpointError(
+                f"{path}: not a readable PyTorch checkpoint ({first_line(exc, 200)})"
+            ) from exc
         raise CheckpointError(
             f"{path} holds Python objects beyond tensors ({blocked.group(1)}) and was not loaded",
             "if you trust its source, re-run with --trust-checkpoint (unpickling can execute code)",
         ) from exc
+    except (ImportError, AttributeError) as exc:  # a whole pickled model whose classes are not importable
+        raise CheckpointError(
+            f"{path} is a pickled Python object whose code is not importable here ({first_line(exc, 200)})",
+            "load it where its training code is importable and re-save the weights with "
+            "torch.save({'model': net.state_dict()}, PATH)",
+        ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({_first_line(exc)})") from exc
+        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc, 200)})") from exc
     state, meta = _unwrap(obj, path)
     return clean_state_dict(state), meta
 
@@ -133,11 +137,21 @@ def load_checkpoint(
     map_location: str | torch.device = "cpu",
 ) -> HDM:
     """Build an HDM in eval mode from a checkpoint; the size comes from the file unless ``config`` is given."""
-    state, _ = read_state_dict(path, trust_checkpoint)
+    return load_checkpoint_with_meta(path, trust_checkpoint, config, map_location)[0]
+
+
+def load_checkpoint_with_meta(
+    path: str | os.PathLike,
+    trust_checkpoint: bool = False,
+    config: HDMConfig | None = None,
+    map_location: str | torch.device = "cpu",
+) -> tuple[HDM, Any]:
+    """:func:`load_checkpoint` plus the file's ``hdm_deploy`` metadata (one unpickling for both)."""
+    state, meta = read_state_dict(path, trust_checkpoint)
     model = HDM(config or infer_config(state))
     check_state_dict(model, state, source=str(path))
     model.load_state_dict(state, strict=True)
-    return model.eval().to(map_location)
+    return model.eval().to(map_location), meta
 
 
 def save_checkpoint(

@@ -12,11 +12,22 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ..errors import HdmDeployError
 from ..runtime.base import Prediction, check_frames, quantize
 from ..runtime.image_io import pad_to_multiple
 from .hdm import HDM, normalize
 
 MaskImpl = Literal["reference", "torch"]
+MASK_IMPLS: tuple[str, ...] = ("reference", "torch")
+
+
+def check_mask_impl(impl: str) -> MaskImpl:
+    """``impl`` if it names a mask implementation, else an :class:`HdmDeployError` with the choices."""
+    if impl not in MASK_IMPLS:
+        raise HdmDeployError(
+            f"unknown DCP mask implementation {impl!r}", f"use --masks {' or --masks '.join(MASK_IMPLS)}"
+        )
+    return impl  # type: ignore[return-value]
 
 
 def compute_masks(
@@ -27,17 +38,15 @@ def compute_masks(
     ``reference`` is the published numpy/OpenCV computation (one frame at a time, on the CPU);
     ``torch`` is the batched implementation that runs on ``device`` (and is what the ONNX graph does).
     """
-    if impl == "reference":
+    if check_mask_impl(impl) == "reference":
         from ..dcp.reference import region_masks
 
         masks = np.stack([region_masks(frame) for frame in padded])
         return torch.from_numpy(masks).to(device)
-    if impl == "torch":
-        from ..dcp.torch_masks import dcp_masks
+    from ..dcp.torch_masks import dcp_masks
 
-        images = torch.from_numpy(np.require(padded, requirements="CW")).to(device).permute(0, 3, 1, 2)
-        return dcp_masks(images)
-    raise ValueError(f"unknown mask implementation {impl!r}; use 'reference' or 'torch'")
+    images = torch.from_numpy(np.require(padded, requirements="CW")).to(device).permute(0, 3, 1, 2)
+    return dcp_masks(images)
 
 
 @torch.inference_mode()

@@ -8,17 +8,34 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..errors import HdmDeployError
 from ..runtime.base import Prediction, Runner
 from .checkpoint import load_checkpoint
 from .hdm import HDM
-from .pipeline import MaskImpl, enhance
+from .pipeline import MaskImpl, check_mask_impl, enhance
 from .sample import sample_checkpoint_path
 
 
-def pick_device(device: str | None = None) -> torch.device:
-    if device in (None, "auto"):
+def pick_device(device: str | int | None = None) -> torch.device:
+    """``None``/``auto``: CUDA when available, else the CPU; else ``cpu`` | ``cuda`` | ``cuda:N`` | ``N``."""
+    from ..runtime import device_for
+
+    name = device_for("torch", device)  # HdmDeployError for anything else
+    if name is None:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    if str(name).startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise HdmDeployError(
+                f"--device {device}: PyTorch sees no CUDA GPU here",
+                "use --device cpu, or install a CUDA build of PyTorch",
+            )
+        index = torch.device(name).index
+        if index is not None and index >= torch.cuda.device_count():
+            raise HdmDeployError(
+                f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA device(s)",
+                f"use an index below {torch.cuda.device_count()}, or --device cpu",
+            )
+    return torch.device(name)
 
 
 class TorchRunner(Runner):
@@ -37,8 +54,8 @@ class TorchRunner(Runner):
     ):
         path = None if model is not None else Path(model_path or sample_checkpoint_path())
         super().__init__(path)
+        self.masks = check_mask_impl(masks)
         self.device = pick_device(device)
-        self.masks = masks
         self.model = (
             (model or load_checkpoint(path, trust_checkpoint=trust_checkpoint)).eval().to(self.device)
         )

@@ -105,6 +105,22 @@ __all__ = [
 ]
 
 
+def _check_shared_library(lib_path: Path) -> None:
+    """Refuse a missing file or one that is not an ELF object before importing TensorRT."""
+    try:
+        with open(lib_path, "rb") as f:
+            magic = f.read(4)
+    except OSError as exc:
+        raise PluginBuildError(
+            f"cannot load {lib_path}: {exc}", hint="build it with `hdm-deploy build-plugin`"
+        ) from exc
+    if magic != b"\x7fELF":
+        raise PluginBuildError(
+            f"cannot load {lib_path}: not a shared library",
+            hint="rebuild with `hdm-deploy build-plugin` for this machine's CUDA/TensorRT",
+        )
+
+
 def load_plugin_library(path: str | os.PathLike | None = None, *, register: bool = True) -> ctypes.CDLL:
     """Load ``libhdm_deploy_plugins.so`` into this process and register ``HdmDeformConv`` with TensorRT.
 
@@ -113,6 +129,7 @@ def load_plugin_library(path: str | os.PathLike | None = None, *, register: bool
     ``register=False`` only the kernels' C API is needed (no TensorRT).
     """
     lib_path = Path(path) if path is not None else find_plugin_library()
+    _check_shared_library(lib_path)  # a wrong file is a plugin error, with or without TensorRT
     if register:
         try:
             import tensorrt  # noqa: F401  (loads libnvinfer into the process)

@@ -9,6 +9,7 @@ often have none, and an engine or ONNX file must run without it.
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,21 +61,32 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
-def check_max_pixels(frames: np.ndarray, max_pixels: int | None) -> None:
+def check_max_pixels(
+    frames: np.ndarray | Sequence[int],
+    max_pixels: int | str | None,
+    *,
+    what: str = "frame",
+    fix: str = "downscale the input",
+) -> None:
     """Refuse frames whose padded size exceeds what an exported graph's DCP function supports.
 
     The exported DCP subroutine finds the atmospheric-light quantile with a TopK of constant K
     (TensorRT needs one), sized at export time for ``max_pixels`` padded pixels (metadata
     ``max_pixels``); a larger frame would get a wrong atmospheric light, so it is an error.
+
+    ``frames`` is a batch ``[N, H, W, 3]`` or just its size ``(N, H, W)`` (the engine builder checks
+    a profile's largest shape); ``what`` names it and ``fix`` is the second remedy in the hint.
     """
-    if not max_pixels:
+    limit = int(max_pixels or 0)
+    if not limit:
         return
-    h, w = frames.shape[1:3]
+    dims = frames.shape if isinstance(frames, np.ndarray) else tuple(frames)
+    h, w = int(dims[1]), int(dims[2])
     padded = (-(-h // 4) * 4) * (-(-w // 4) * 4)
-    if padded > max_pixels:
+    if padded > limit:
         raise InputImageError(
-            f"frame {w}×{h} is larger than this model supports ({max_pixels} pixels after padding to ×4)",
-            "re-export with a larger --max-size (e.g. --max-size 7680x4320), or downscale the input",
+            f"{what} {w}×{h} is larger than this model supports ({limit} pixels after padding to ×4)",
+            f"re-export with a larger --max-size (e.g. --max-size 7680x4320), or {fix}",
         )
 
 

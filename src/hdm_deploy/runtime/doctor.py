@@ -127,14 +127,9 @@ class GraphReport:
 
 def check_graph(path: str | Path, trt_version: str, plugin_available: bool | None = None) -> GraphReport:
     """Load an ONNX file (no external data) and check it against ``trt_version``'s parser."""
-    import onnx
+    from ..export import _graph
 
-    from ..errors import ModelFormatError
-
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:
-        raise ModelFormatError(f"{path} is not a readable ONNX model: {exc}") from exc
+    model = _graph.load(path, external_data=False)
     ops = len(model.graph.node) + sum(len(f.node) for f in model.functions)
     return GraphReport(
         trt_version, nearest_known(trt_version), check_model(model, trt_version, plugin_available), ops

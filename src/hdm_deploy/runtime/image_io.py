@@ -19,6 +19,8 @@ from .._fs import atomic_path
 from ..errors import InputImageError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+#: Suffixes whose formats can hold more than 8 bits per sample (read with OpenCV first).
+DEEP_SUFFIXES = (".png", ".tif", ".tiff", ".ppm", ".pgm", ".pnm")
 #: Pillow modes we convert and how the output is written back.
 _MODE_LAYOUT = {
     "RGB": "rgb",
@@ -82,7 +84,9 @@ def read_image(path: str | Path) -> LoadedImage:
     path = Path(path)
     if not path.is_file():
         raise InputImageError(f"image not found: {path}")
-    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    # OpenCV only for formats that can hold 16-bit (or float) samples, which Pillow would truncate;
+    # every other file is decoded once, by Pillow.
+    raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.suffix.lower() in DEEP_SUFFIXES else None
     if raw is not None and raw.dtype == np.uint16:
         return _from_16bit(path, raw)
     if raw is not None and raw.dtype not in (np.uint8, np.uint16):
@@ -155,7 +159,7 @@ def write_image(path: str | Path, data: np.ndarray, quality: int = 95) -> Path:
         )
     if data.ndim == 3 and data.shape[2] == 1:
         data = data[..., 0]
-    if data.dtype == np.uint16 and suffix not in (".png", ".tif", ".tiff", ".ppm", ".pgm", ".pnm"):
+    if data.dtype == np.uint16 and suffix not in DEEP_SUFFIXES:
         raise InputImageError(
             f"{suffix} cannot hold 16-bit data ({path})", "write .png or .tif for 16-bit input"
         )

@@ -93,10 +93,13 @@ def enhance_path(
                     writer.write(runner(frames).image)
                     summary.frames += len(frames)
                     tick(len(frames), info.frames or None)
+                if summary.frames == 0:  # raised inside the writer: its empty temp file is discarded
+                    raise InputImageError(
+                        f"{source}: no frames could be decoded",
+                        "check that the file plays (codec installed for OpenCV), or convert it to .mp4/.avi",
+                    )
         finally:
             cap.release()
-        if summary.frames == 0:
-            raise InputImageError(f"{source}: no frames could be decoded")
         summary.inputs, summary.outputs = 1, [target]
         return summary
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import HdmDeployError, InputImageError, ModelFormatError
+from ..errors import HdmDeployError, InputImageError, ModelFormatError, first_line
 from .base import Prediction, Runner, check_max_pixels, quantize
 
 CPU = "CPUExecutionProvider"
@@ -34,10 +34,13 @@ def _ort():
 
 def default_providers(device: str | None = None) -> list[str]:
     """CUDA (then CPU) when the CUDA EP is installed, else CPU; ``device='cpu'|'cuda'`` forces one."""
+    from . import device_for
+
+    device = device_for("onnx", device)  # HdmDeployError for an unknown device
     available = _ort().get_available_providers()
     if device == "cpu":
         return [CPU]
-    if device in ("cuda", "gpu") or (device in (None, "auto") and CUDA in available):
+    if device == "cuda" or (device is None and CUDA in available):
         if CUDA not in available:
             raise HdmDeployError(
                 "the CUDA execution provider of onnxruntime is not available",
@@ -58,6 +61,7 @@ class OnnxRuntimeRunner(Runner):
         providers: list[str] | None = None,
         *,
         device: str | None = None,
+        device_id: int | None = None,
         threads: int | None = None,
         optimization: str = "all",
     ):
@@ -100,14 +104,17 @@ class OnnxRuntimeRunner(Runner):
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3
         self.providers = list(providers) if providers else default_providers(device)
+        session_providers: list = [
+            (CUDA, {"device_id": int(device_id)}) if p == CUDA and device_id else p for p in self.providers
+        ]
         try:
-            self.session = ort.InferenceSession(source, sess_options=options, providers=self.providers)
+            self.session = ort.InferenceSession(source, sess_options=options, providers=session_providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
-            first_line = str(exc).strip().splitlines()[0][:300]
+            msg = first_line(exc)
             hint = "re-export with `hdm-deploy export`"
-            if self.flavour == "decompose" or "DeformConv" in first_line:
+            if self.flavour == "decompose" or "DeformConv" in msg:
                 hint = "try `hdm-deploy convert MODEL --deform onnx` or a newer onnxruntime"
-            raise ModelFormatError(f"ONNX Runtime cannot load {path}: {first_line}", hint) from exc
+            raise ModelFormatError(f"ONNX Runtime cannot load {path}: {msg}", hint) from exc
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     def run(self, frames: np.ndarray) -> Prediction:
@@ -119,10 +126,8 @@ class OnnxRuntimeRunner(Runner):
         try:
             values = self.session.run(None, {self.input_name: feed})
         except Exception as exc:
-            first_line = str(exc).strip().splitlines()[0][:300]
-            raise InputImageError(
-                f"ONNX Runtime failed on a {list(frames.shape)} batch: {first_line}"
-            ) from exc
+            msg = first_line(exc)
+            raise InputImageError(f"ONNX Runtime failed on a {list(frames.shape)} batch: {msg}") from exc
         outputs = dict(zip(self.output_names, values, strict=True))
         enhanced = outputs.get("enhanced", values[0])
         masks = outputs.get("masks")

@@ -239,13 +239,13 @@ def _prediction_of(case) -> Prediction:
 
 def image_cases(directory: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     """(file name, uint8 [1,H,W,3]) for every image in a folder (read like ``infer`` reads them)."""
-    from .image_io import IMAGE_SUFFIXES, read_image
+    from .image_io import IMAGE_SUFFIXES, list_images, read_image
 
     directory = Path(directory)
     if directory.is_file():
         files = [directory]
     elif directory.is_dir():
-        files = sorted(p for p in directory.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        files = list_images(directory)
     else:
         raise InputImageError(f"images not found: {directory}")
     if not files:

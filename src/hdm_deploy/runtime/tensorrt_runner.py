@@ -192,11 +192,14 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
         model_path: str | Path,
         plugin_lib: str | Path | None = None,
         check_sidecar: bool = True,
-        device: int = 0,
+        device: int | str | None = 0,
         verbose: bool = False,
         **_: Any,
     ):
         super().__init__(model_path)
+        from . import device_for
+
+        device = int(device_for("tensorrt", device) or 0)  # "cuda:1" / "1" → 1; "cpu" is refused
         from .._fs import sha256_file
         from ..engines.builder import import_tensorrt
         from ..engines.plugins import find_plugin_library, load_plugin_library

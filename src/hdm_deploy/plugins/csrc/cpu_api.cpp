@@ -16,6 +16,7 @@ namespace {
 using hdm::kern::Args;
 using hdm::kern::CpuExec;
 using hdm::kern::HostHalf;
+using hdm::kern::make_args;
 
 template <class Mma, class T, class U>
 void run_grid(Args<T, U> const& a, int32_t num_threads)
@@ -64,20 +65,6 @@ void run_grid(Args<T, U> const& a, int32_t num_threads)
     }
     for (auto& t : pool)
         t.join();
-}
-
-template <class T, class U>
-Args<T, U> make_args(hdm::DeformProblem const& pb, void const* const* in, void* out)
-{
-    Args<T, U> a{};
-    a.pb = pb;
-    a.x = static_cast<T const*>(in[0]);
-    a.w = static_cast<T const*>(in[1]);
-    a.offset = static_cast<U const*>(in[2]);
-    a.bias = pb.has_bias ? static_cast<T const*>(in[3]) : nullptr;
-    a.mask = pb.has_mask ? static_cast<U const*>(in[4]) : nullptr;
-    a.y = static_cast<T*>(out);
-    return a;
 }
 
 using SimtF32 = hdm::kern::SimtMma<CpuExec, float>;

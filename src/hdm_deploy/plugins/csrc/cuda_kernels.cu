@@ -26,14 +26,7 @@ __global__ void __launch_bounds__(kThreads, 3) deform_conv_kernel(Args<T, U> a, 
 template <class Mma, class T, class U>
 cudaError_t launch(DeformProblem const& pb, void const* const* in, void* out, cudaStream_t stream)
 {
-    Args<T, U> a{};
-    a.pb = pb;
-    a.x = static_cast<T const*>(in[0]);
-    a.w = static_cast<T const*>(in[1]);
-    a.offset = static_cast<U const*>(in[2]);
-    a.bias = pb.has_bias ? static_cast<T const*>(in[3]) : nullptr;
-    a.mask = pb.has_mask ? static_cast<U const*>(in[4]) : nullptr;
-    a.y = static_cast<T*>(out);
+    Args<T, U> const a = make_args<T, U>(pb, in, out);
     int64_t const P = static_cast<int64_t>(pb.Ho) * pb.Wo;
     int64_t const gx = (P + kTileP - 1) / kTileP;
     int64_t const gy = static_cast<int64_t>(pb.group) * out_channel_tiles(pb);

@@ -245,6 +245,22 @@ struct Args {
     T* y;
 };
 
+// Kernel arguments from the plugin's input/output pointers (order X, W, offset[, B[, mask]]); host
+// code of both the CUDA launch and the CPU twin builds them here.
+template <class T, class U>
+inline Args<T, U> make_args(DeformProblem const& pb, void const* const* in, void* out)
+{
+    Args<T, U> a{};
+    a.pb = pb;
+    a.x = static_cast<T const*>(in[0]);
+    a.w = static_cast<T const*>(in[1]);
+    a.offset = static_cast<U const*>(in[2]);
+    a.bias = pb.has_bias ? static_cast<T const*>(in[3]) : nullptr;
+    a.mask = pb.has_mask ? static_cast<U const*>(in[4]) : nullptr;
+    a.y = static_cast<T*>(out);
+    return a;
+}
+
 // ---- execution models ------------------------------------------------------------------------
 #if defined(__CUDACC__)
 // One CUDA block: a phase body runs once per hardware thread; warps() once per warp (all 32 lanes

@@ -1,0 +1,36 @@
+"""What a Jetson without PyTorch imports must not pull torch in, even transitively."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import hdm_deploy.engines
+import hdm_deploy.runtime
+
+TORCH_FREE = [
+    *(f"hdm_deploy.runtime.{m.name}" for m in pkgutil.iter_modules(hdm_deploy.runtime.__path__)),
+    *(f"hdm_deploy.engines.{m.name}" for m in pkgutil.iter_modules(hdm_deploy.engines.__path__)),
+    "hdm_deploy.runtime",
+    "hdm_deploy.plugins",
+    "hdm_deploy.dcp.reference",
+    "hdm_deploy.dcp.onnx_function",  # `masks --impl onnx` runs without torch
+    "hdm_deploy.dcp.render",
+    "hdm_deploy.cli",
+]
+
+
+def test_torch_free_modules_do_not_import_torch():
+    code = (
+        "import importlib, sys\n"
+        f"for name in {TORCH_FREE!r}:\n"
+        "    importlib.import_module(name)\n"
+        "    if 'torch' in sys.modules:\n"
+        "        print(name); break\n"
+        "else:\n"
+        "    print('none')\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "none", f"{out.stdout.strip()} imports torch"
+    assert len(TORCH_FREE) > 12
