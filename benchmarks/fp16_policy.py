@@ -1,26 +1,27 @@
 """FP16 precision policy, measured without TensorRT: the table that justifies the FP32 islands.
 
-Exports the whole frame path once (``build_onnx``: DCP masks function + network, float I/O so PSNR is
-not limited by uint8 rounding, standard ``DeformConv``), exposes the DCP masks as a second output,
-applies the FP16 policy (``apply_fp16_policy``) with the default islands, with each island removed and
-with extra ones added, and runs every variant in ONNX Runtime (CPU) on real photographs. Reference:
-FP32 PyTorch with the torch DCP masks (``models.pipeline.enhance``). Cells: PSNR of the [0, 1]
-output, max |Δ|, and the share of mask pixels equal to FP32.
+Two kinds of rows, against FP32 PyTorch with the torch DCP masks (``models.pipeline.enhance``):
+
+* **ONNX Runtime**: the whole frame path exported once (``build_onnx``: DCP function + network, float
+  I/O so PSNR is not limited by uint8 rounding), the DCP masks exposed as a second output, the FP16
+  policy applied (``apply_fp16_policy``) as shipped, without the DCP island (its function inlined and
+  converted) and without any island; each graph runs in ONNX Runtime CPU. This proves the shipped FP16
+  graph runs and keeps the masks 100 % equal. ORT computes FP16 nodes that lack CPU kernels in FP32 and
+  folds the casts between them, so it cannot tell the network islands apart;
+* **PyTorch FP16 emulation** of the network: weights and every module output outside the islands
+  rounded to FP16, arithmetic in FP32 (TensorRT's FP16 convolutions accumulate in FP32); without the
+  ``deform_onnx`` island the DeformConv sampling coordinates are FP16 as in TensorRT's built-in plugin.
+  One row per island removed or added.
 
     python benchmarks/fp16_policy.py                 # bundled sample model, short side 256 px
     python benchmarks/fp16_policy.py --size 384 --checkpoint my_hdm.pk
-
-What ONNX Runtime emulates: FP16 nodes without an FP16 CPU kernel run in FP32 between casts that ORT
-inserts, so every FP16 tensor is *stored* in FP16 and arithmetic is FP32 — what TensorRT's FP16
-kernels do with FP32 accumulation. Removing the ``dcp`` island inlines the DCP function and converts
-its body to FP16 as well. One row is a PyTorch emulation instead: the FP32 network with only the
-DeformConv sampling coordinates rounded to FP16, which is what TensorRT's built-in DeformConv plugin
-does in an FP16 engine (our plugin keeps them FP32).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 import time
 import warnings
@@ -102,8 +103,9 @@ def session(model):
     return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
 
 
-def deform_coords_fp16(model, x, masks):
-    """FP32 forward with DeformConv sampling coordinates (base + offset) rounded to FP16."""
+@contextlib.contextmanager
+def fp16_coordinates(model):
+    """DeformConv sampling coordinates (base + offset) rounded to FP16, as TensorRT's built-in plugin does."""
     import torch
     from torchvision.ops import deform_conv2d
 
@@ -123,10 +125,54 @@ def deform_coords_fp16(model, x, masks):
     original = dcn.forward
     dcn.forward = forward
     try:
-        with torch.no_grad():
-            return model(x, masks)
+        yield
     finally:
         dcn.forward = original
+
+
+#: PyTorch module/parameter names of the network islands (mirrors export/precision.py's scopes).
+ISLAND_PATTERNS = {
+    "deform_onnx": r"^dcn_block\.dcn(\.weight|\.bias)?$",
+    "offset_conv": r"^dcn_block\.dcn\.conv_offset_mask",
+    "kernel_generator": r"^drconv_phy\.conv_kernel",
+    "attention": r"\.(calayer|palayer)",
+    "output_head": r"^output(\.|$)",
+}
+
+
+def fp16_emulated(model, x, masks, islands: tuple[str, ...]):
+    """FP16 network in PyTorch: weights and every module output outside the islands rounded to FP16,
+    arithmetic in FP32 (TensorRT's FP16 convolutions accumulate in FP32). Without the ``deform_onnx``
+    island the DeformConv coordinates are FP16 too (TensorRT's built-in DeformConv plugin)."""
+    import copy
+
+    import torch
+
+    m = copy.deepcopy(model)
+    patterns = [re.compile(ISLAND_PATTERNS[i]) for i in islands if i in ISLAND_PATTERNS]
+
+    def in_island(name: str) -> bool:
+        return any(p.search(name) for p in patterns)
+
+    def rnd(t):
+        return t.half().float() if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+
+    with torch.no_grad():
+        for name, p in m.named_parameters():
+            if not in_island(name):
+                p.copy_(rnd(p))
+    handles = [
+        mod.register_forward_hook(lambda _m, _i, out: rnd(out))
+        for name, mod in m.named_modules()
+        if name and not in_island(name)
+    ]
+    coords = contextlib.nullcontext() if "deform_onnx" in islands else fp16_coordinates(m)
+    try:
+        with torch.no_grad(), coords:
+            return m(rnd(x), masks)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -139,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from hdm_deploy.errors import first_line
     from hdm_deploy.export.exporter import build_onnx
     from hdm_deploy.export.precision import DEFAULT_ISLANDS, apply_fp16_policy
     from hdm_deploy.models.checkpoint import load_checkpoint
@@ -155,22 +202,35 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = with_masks_output(build_onnx(model, io="float", deform="onnx"))
     console.print(f"[dim]exported FP32 graph ({time.perf_counter() - t0:.0f} s)[/]")
 
-    rows = variants(DEFAULT_ISLANDS["onnx"])
+    default = DEFAULT_ISLANDS["onnx"]
+    ort_rows = [
+        (f"ORT: FP16 graph, FP32 islands {' + '.join(default)} (the policy)", default),
+        ("ORT: − dcp (DCP function in FP16)", tuple(i for i in default if i != "dcp")),
+        ("ORT: no FP32 islands", ()),
+    ]
     sessions, broken = {}, {}
-    for label, islands in rows:
+    for label, islands in ort_rows:
         with warnings.catch_warnings():
-            warnings.simplefilter(
-                "ignore"
-            )  # the converter's "truncated to 10000" notes: see fp16_unsafe_constants
+            warnings.simplefilter("ignore")  # the converter's "truncated to 10000": see fp16_unsafe_constants
             fp16 = apply_fp16_policy(
                 fp32, islands, flavour="onnx", inline_other_functions="dcp" not in islands
             )
         try:
             sessions[label] = session(fp16)
-        except Exception as exc:
-            broken[label] = str(exc).splitlines()[0][:160]
-    coords_label = "DeformConv coordinates FP16, rest FP32 (TensorRT's built-in plugin; PyTorch emulation)"
-    results: dict[str, list[tuple[float, float, float]]] = {label: [] for label in [*sessions, coords_label]}
+        except Exception as exc:  # reported below the table
+            broken[label] = first_line(exc)[:160]
+    network = tuple(i for i in default if i != "dcp")
+    emulated = [
+        (f"PyTorch FP16 emulation: policy (FP32 {' + '.join(network)})", network),
+        ("  − deform_onnx (DeformConv coordinates FP16: TensorRT's built-in plugin)", ()),
+        *(
+            (f"  + {i}", (*network, i))
+            for i in ("offset_conv", "kernel_generator", "attention", "output_head")
+        ),
+    ]
+    results: dict[str, list[tuple[float, float, float | None]]] = {
+        label: [] for label in [*sessions, *(label for label, _ in emulated)]
+    }
     unsafe = fp16_unsafe_constants(fp32)
 
     for name, rgb in photos:
@@ -181,18 +241,22 @@ def main(argv: list[str] | None = None) -> int:
             y, masks = sess.run([sess.get_outputs()[0].name, "dcp_masks"], {sess.get_inputs()[0].name: x})
             agree = float(np.mean(np.argmax(masks, axis=1) == np.argmax(ref_masks, axis=1)))
             results[label].append((psnr(y, ref_img), float(np.abs(y - ref_img).max()), agree))
-        h, w = ref_masks.shape[-2:]
-        padded_h, padded_w = 4 * h, 4 * w
-        xt = torch.from_numpy(
-            np.pad(x, ((0, 0), (0, 0), (0, padded_h - x.shape[2]), (0, padded_w - x.shape[3])), "reflect")
+        pad = (
+            (0, 0),
+            (0, 0),
+            (0, 4 * ref_masks.shape[-2] - x.shape[2]),
+            (0, 4 * ref_masks.shape[-1] - x.shape[3]),
         )
-        y = deform_coords_fp16(model, normalize(xt), torch.from_numpy(ref_masks))
-        y = y[:, :, : x.shape[2], : x.shape[3]].clamp(0, 1).numpy()
-        results[coords_label].append((psnr(y, ref_img), float(np.abs(y - ref_img).max()), 1.0))
+        xt = normalize(torch.from_numpy(np.pad(x, pad, "reflect")))
+        for label, islands in emulated:
+            y = fp16_emulated(model, xt, torch.from_numpy(ref_masks), islands)
+            y = y[:, :, : x.shape[2], : x.shape[3]].clamp(0, 1).numpy()
+            results[label].append((psnr(y, ref_img), float(np.abs(y - ref_img).max()), None))
         console.print(f"[dim]{name} {rgb.shape[1]}×{rgb.shape[0]} done ({time.perf_counter() - t0:.0f} s)[/]")
 
     table = Table(
-        title=f"FP16 vs FP32 PyTorch — {path.name if hasattr(path, 'name') else path}, ONNX Runtime CPU"
+        title=f"FP16 vs FP32 PyTorch — {getattr(path, 'name', path)}: FP16 graphs in ONNX Runtime CPU, "
+        "FP16 network emulated in PyTorch"
     )
     table.add_column("FP16 graph variant (FP32 islands)")
     for name, rgb in photos:
@@ -206,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             label,
             *(f"{p:.1f} dB / {d:.1e}" for p, d, _ in cells),
             f"[{style}]{low:.1f} dB[/]",
-            f"{100 * min(a for _, _, a in cells):.3f} %",
+            "FP32 DCP" if cells[0][2] is None else f"{100 * min(a for _, _, a in cells):.3f} %",
         )
     for label in broken:
         table.add_row(label, *(["—"] * len(photos)), "[red]no graph[/]", "—")
@@ -221,6 +285,11 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"cells: PSNR of the [0,1] output / max |Δ| vs FP32 PyTorch (torch DCP masks); target ≥ {TARGET_DB:.0f} dB, "
         "masks 100 %; 'masks equal' is the worst photo's share of pixels in the same region"
+    )
+    console.print(
+        "ONNX Runtime runs FP16 nodes that lack CPU kernels in FP32 and folds the casts between them, so in "
+        "its rows only weights, graph input and island boundaries are FP16; the emulation rows round every "
+        "module output too, which is what separates the network islands."
     )
     return 0
 
