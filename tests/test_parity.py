@@ -177,3 +177,47 @@ def test_export_cli_then_parity_against_the_checkpoint(tmp_path):
     assert ok.returncode == 0, ok.stdout + ok.stderr
     bad = _cli("parity", _perturbed(model, tmp_path / "bad.onnx"), "--reference", ckpt)
     assert bad.returncode == 1, bad.stdout + bad.stderr
+
+
+@pytest.mark.slow
+def test_default_golden_follows_the_model_through_convert_and_engines(tmp_path):
+    """``model.plugin.onnx`` (convert) and ``model.engine`` (build-engine) find ``model.golden.npz``."""
+    import shutil
+    from pathlib import Path
+
+    from _export_helpers import small_export
+    from hdm_deploy.engines.sidecar import EngineSidecar, write_sidecar
+    from hdm_deploy.export.flavours import convert_file
+    from hdm_deploy.export.golden import default_golden_for, golden_path_for
+
+    res = small_export("uint8")
+    model = shutil.copy(res.path, tmp_path / res.path.name)  # its metadata names its golden bundle
+    golden = Path(shutil.copy(res.golden_path, tmp_path / res.golden_path.name))
+    assert default_golden_for(model) == golden
+    converted = tmp_path / f"{res.path.stem}.plugin.onnx"
+    convert_file(model, converted, "plugin")
+    assert not golden_path_for(converted).exists()
+    assert default_golden_for(converted) == golden
+    engine = tmp_path / "model.engine"
+    engine.write_bytes(b"not an engine")
+    write_sidecar(
+        engine,
+        EngineSidecar(
+            trt_version="10.13.3.9",
+            gpu_name="Orin",
+            compute_capability="8.7",
+            precision="fp16",
+            strongly_typed=True,
+            tf32=False,
+            profiles=[],
+            onnx_sha256="0" * 64,
+            model_metadata={"golden": golden.name},  # what build-engine copies from the ONNX metadata
+        ),
+    )
+    assert default_golden_for(engine) == golden
+    # nothing named, nothing beside: the conventional name, for the error message
+    lone = shutil.copy(res.path, tmp_path / "lone.onnx")
+    model_proto = onnx.load(lone)
+    del model_proto.metadata_props[:]
+    onnx.save(model_proto, lone)
+    assert default_golden_for(lone) == tmp_path / "lone.golden.npz"

@@ -95,3 +95,21 @@ def test_first_line_of_any_exception_message(message):
     assert text == ("second line only" if "second" in message else "RuntimeError")
     assert first_line(ValueError("a\nb" + "x" * 500), limit=10) == "a"
     assert len(first_line(ValueError("y" * 500))) == 300
+
+
+def test_cli_prints_our_warnings_as_one_line(capsys):
+    """Non-fatal engine/GPU mismatches reach the user of `infer`/`parity`/`bench` as one yellow line."""
+    import warnings
+
+    from hdm_deploy import cli
+    from hdm_deploy.errors import HdmDeployWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = cli._show_warning
+        warnings.warn(
+            "model.engine: GPU: built for Orin, running Orin Nano [8GB]", HdmDeployWarning, stacklevel=1
+        )
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warning:" in err and "Orin Nano [8GB]" in err
+    assert "Traceback" not in err and "HdmDeployWarning" not in err

@@ -8,6 +8,7 @@ shows the traceback. Heavy imports (torch, onnxruntime, tensorrt) happen inside 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Annotated
 
@@ -16,9 +17,10 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from . import __version__
-from .errors import HdmDeployError, InputImageError, ModelFormatError
+from .errors import HdmDeployError, HdmDeployWarning, InputImageError, ModelFormatError
 
 console = Console(stderr=True)
+_python_showwarning = warnings.showwarning
 out = Console()
 _state = {"debug": False}
 
@@ -72,6 +74,17 @@ def _main(
     ] = False,
 ) -> None:
     _state["debug"] = debug
+    warnings.showwarning = _show_warning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Our warnings as one yellow line on stderr; everyone else's as Python prints them."""
+    if issubclass(category, HdmDeployWarning):
+        from rich.markup import escape
+
+        console.print(f"[yellow]warning:[/] {escape(str(message))}")
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
 
 
 # ---- commands -------------------------------------------------------------------------------
@@ -336,12 +349,12 @@ def parity_cmd(
     ] = None,
 ) -> None:
     """Compare a model with PyTorch (checkpoint) or a golden bundle; non-zero exit on failure."""
-    from .export.golden import golden_path_for
+    from .export.golden import default_golden_for
     from .runtime import parity
 
     _mask_impl(masks)
     _existing_model(model)
-    ref = reference or golden_path_for(model)
+    ref = reference or default_golden_for(model)
     _existing(
         ref,
         "reference",

@@ -63,6 +63,10 @@ class ShapeOutOfProfileError(HdmDeployError):
     """An input shape lies outside the engine's optimisation profile."""
 
 
+class HdmDeployWarning(UserWarning):
+    """Something the user should know that does not stop the run (the CLI prints it as one line)."""
+
+
 def first_line(exc: BaseException, limit: int = 300) -> str:
     """The first non-empty line of an exception's message (its type name when the message is empty)."""
     for line in str(exc).strip().splitlines():

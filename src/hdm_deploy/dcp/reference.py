@@ -72,6 +72,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import DCPError
+from ..runtime.base import MIN_SIDE  # the quarter image must not be empty (one rule for the frame path)
 
 #: Guided-filter box and eps of the atmospheric-light step (the published ``get_dc_A(I, 111, 0.001, ...)``).
 LIGHT_BOX = 111
@@ -94,8 +95,6 @@ NUM_REGIONS = 5
 MIN_LIGHT = 1.0 / 765.0
 #: Relative spread below which dc' or t counts as constant (see the module docstring).
 CONSTANT_RTOL = 2.0**-16
-#: Smallest accepted image side (the quarter image must not be empty).
-MIN_SIDE = 4
 #: OpenCV 5 ``COLOR_BGR2GRAY`` fixed point for 8-bit data: weights of channels 0, 1, 2 and the shift
 #: (used by the torch and ONNX mirrors, which compute the grey image themselves).
 GRAY_WEIGHTS = (3735.0, 19235.0, 9798.0)

@@ -95,7 +95,8 @@ def read_sidecar(engine_path: str | Path, required: bool = True) -> EngineSideca
         if required:
             raise ModelFormatError(
                 f"no sidecar {path.name} beside the engine",
-                "engines built by hdm-deploy build-engine have one; pass check_sidecar=False to skip the checks",
+                "engines built by `hdm-deploy build-engine` have one: rebuild the engine with it "
+                "(from Python, load_runner(path, check_sidecar=False) skips the checks)",
             )
         return None
     try:

@@ -65,6 +65,34 @@ def golden_path_for(model_path: str | os.PathLike) -> Path:
     return p.with_name(p.stem + ".golden.npz")
 
 
+def default_golden_for(model_path: str | os.PathLike) -> Path:
+    """The golden bundle ``parity`` uses by default: ``STEM.golden.npz`` beside the model, else the one
+    the model names — ONNX metadata ``golden`` (kept by ``convert``), or an engine sidecar's copy of it —
+    so ``model.plugin.onnx`` and ``model.engine`` find ``model.golden.npz``. Returns the first candidate
+    that exists, else ``STEM.golden.npz`` (for the error message)."""
+    p = Path(model_path)
+    own = golden_path_for(p)
+    if own.is_file() or not p.is_file():
+        return own
+    named = None
+    try:
+        if p.suffix == ".onnx":
+            from . import _graph
+
+            model = _graph.load(p, external_data=False)
+            named = {m.key: m.value for m in model.metadata_props}.get("golden")
+        elif p.suffix in (".engine", ".plan"):
+            from ..engines.sidecar import read_sidecar
+
+            sidecar = read_sidecar(p, required=False)
+            named = sidecar.model_metadata.get("golden") if sidecar else None
+    except ModelFormatError:
+        return own
+    if named and (p.parent / Path(named).name).is_file():
+        return p.parent / Path(named).name
+    return own
+
+
 def asset_path(name: str) -> Path:
     return Path(str(resources.files("hdm_deploy") / "assets" / name))
 

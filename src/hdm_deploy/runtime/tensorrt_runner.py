@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EngineMismatchError, HdmDeployError, TensorRTUnavailableError
+from ..errors import EngineMismatchError, HdmDeployError, HdmDeployWarning, TensorRTUnavailableError
 from .base import Prediction, Runner, quantize
 
 IMAGE_INPUT = "image"
@@ -232,6 +233,8 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
                 trt.__version__, gpu_name, cc, sha256_file(plugin_path) if plugin_path else None
             )
             self.warnings = [str(m) for m in raise_on_mismatch(path, compare(self.sidecar, facts))]
+            for text in self.warnings:  # e.g. another GPU of the same architecture: it runs, maybe slower
+                warnings.warn(f"{path.name}: {text}", HdmDeployWarning, stacklevel=2)
 
         self.logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
         trt.init_libnvinfer_plugins(self.logger, "")
