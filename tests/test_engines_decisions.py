@@ -7,6 +7,7 @@ import json
 import onnx
 import pytest
 
+from _engine_helpers import make_sidecar
 from hdm_deploy.engines.flags import (
     BuildConfigError,
     decide_flags,
@@ -24,7 +25,6 @@ from hdm_deploy.engines.plugins import (
 )
 from hdm_deploy.engines.profiles import Profile, check_in_profile, compute_profile, parse_nhw
 from hdm_deploy.engines.sidecar import (
-    EngineSidecar,
     RuntimeFacts,
     check_sidecar,
     raise_on_mismatch,
@@ -159,28 +159,13 @@ def test_layer_matching_for_pinning():
 # ---- sidecar ---------------------------------------------------------------------------------------
 
 
-def _sidecar(**kw) -> EngineSidecar:
-    base = dict(
-        trt_version="10.3.0.30",
-        gpu_name="Orin",
-        compute_capability="8.7",
-        precision="fp16",
-        strongly_typed=True,
-        tf32=False,
-        profiles=[compute_profile({"io": "uint8"}).as_dict()],
-        onnx_sha256="ab" * 32,
-    )
-    base.update(kw)
-    return EngineSidecar(**base)
-
-
 def test_sidecar_roundtrip(tmp_path):
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"x")
-    path = write_sidecar(engine, _sidecar(plugin_sha256="cd" * 32))
+    path = write_sidecar(engine, make_sidecar(plugin_sha256="cd" * 32))
     assert path == sidecar_path(engine) == tmp_path / "model.engine.json"
     back = read_sidecar(engine)
-    assert back == _sidecar(plugin_sha256="cd" * 32)
+    assert back == make_sidecar(plugin_sha256="cd" * 32)
     assert back.profile().opt == (1, 720, 1280)
     assert not list(tmp_path.glob(".*"))  # atomic: no temp files left
 
@@ -199,7 +184,7 @@ def test_sidecar_missing_or_broken(tmp_path):
 
 
 def test_sidecar_mismatch_detected():
-    s = _sidecar(plugin_sha256="cd" * 32)
+    s = make_sidecar(plugin_sha256="cd" * 32)
     assert check_sidecar(s, RuntimeFacts("10.3.0.30", "Orin", "8.7", "cd" * 32)) == []
     warn = check_sidecar(s, RuntimeFacts("10.3.0.26", "Orin NX", "8.7"))
     assert [m.what for m in warn] == ["TensorRT build", "GPU"] and not any(m.fatal for m in warn)
@@ -322,7 +307,7 @@ def test_build_engine_reports_bad_profile_before_needing_tensorrt(tmp_path):
 def test_sidecar_skips_facts_the_builder_could_not_find(tmp_path):
     from hdm_deploy.engines.sidecar import EngineSidecar as Sidecar
 
-    unknown = _sidecar(gpu_name=None, compute_capability=None)
+    unknown = make_sidecar(gpu_name=None, compute_capability=None)
     engine = tmp_path / "model.engine"
     write_sidecar(engine, unknown)
     back = read_sidecar(engine)
@@ -334,7 +319,9 @@ def test_sidecar_skips_facts_the_builder_could_not_find(tmp_path):
     )
     assert check_sidecar(legacy, RuntimeFacts("10.3.0.30", "Orin", "8.7")) == []
     # a known compute capability is still compared
-    assert [m.fatal for m in check_sidecar(_sidecar(), RuntimeFacts("10.3.0.30", "Orin", "8.9"))] == [True]
+    assert [m.fatal for m in check_sidecar(make_sidecar(), RuntimeFacts("10.3.0.30", "Orin", "8.9"))] == [
+        True
+    ]
 
 
 def test_publish_engine_writes_the_sidecar_first(tmp_path, monkeypatch):
@@ -342,9 +329,11 @@ def test_publish_engine_writes_the_sidecar_first(tmp_path, monkeypatch):
     from hdm_deploy.engines.sidecar import publish_engine
 
     engine = tmp_path / "model.engine"
-    side = publish_engine(engine, b"plan", _sidecar())
+    side = publish_engine(engine, b"plan", make_sidecar())
     assert (
-        engine.read_bytes() == b"plan" and side == sidecar_path(engine) and read_sidecar(engine) == _sidecar()
+        engine.read_bytes() == b"plan"
+        and side == sidecar_path(engine)
+        and read_sidecar(engine) == make_sidecar()
     )
 
     real = _fs.atomic_write_bytes
@@ -357,7 +346,7 @@ def test_publish_engine_writes_the_sidecar_first(tmp_path, monkeypatch):
     monkeypatch.setattr(_fs, "atomic_write_bytes", fail_on_engine)
     other = tmp_path / "other.engine"
     with pytest.raises(OSError):
-        publish_engine(other, b"plan", _sidecar())
+        publish_engine(other, b"plan", make_sidecar())
     assert not other.exists() and sidecar_path(other).is_file()  # never an engine without a sidecar
 
 

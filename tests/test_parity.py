@@ -185,8 +185,9 @@ def test_default_golden_follows_the_model_through_convert_and_engines(tmp_path):
     import shutil
     from pathlib import Path
 
+    from _engine_helpers import make_sidecar
     from _export_helpers import small_export
-    from hdm_deploy.engines.sidecar import EngineSidecar, write_sidecar
+    from hdm_deploy.engines.sidecar import write_sidecar
     from hdm_deploy.export.flavours import convert_file
     from hdm_deploy.export.golden import default_golden_for, golden_path_for
 
@@ -200,20 +201,8 @@ def test_default_golden_follows_the_model_through_convert_and_engines(tmp_path):
     assert default_golden_for(converted) == golden
     engine = tmp_path / "model.engine"
     engine.write_bytes(b"not an engine")
-    write_sidecar(
-        engine,
-        EngineSidecar(
-            trt_version="10.13.3.9",
-            gpu_name="Orin",
-            compute_capability="8.7",
-            precision="fp16",
-            strongly_typed=True,
-            tf32=False,
-            profiles=[],
-            onnx_sha256="0" * 64,
-            model_metadata={"golden": golden.name},  # what build-engine copies from the ONNX metadata
-        ),
-    )
+    # what build-engine copies from the ONNX metadata
+    write_sidecar(engine, make_sidecar(model_metadata={"golden": golden.name}))
     assert default_golden_for(engine) == golden
     # nothing named, nothing beside: the conventional name, for the error message
     lone = shutil.copy(res.path, tmp_path / "lone.onnx")
