@@ -34,7 +34,7 @@ def _implementations(rgb: np.ndarray, threads: int, spin: bool) -> dict[str, Cal
     import onnxruntime as ort
     import torch
 
-    from hdm_deploy.dcp import onnx_function, reference, torch_masks
+    from hdm_deploy.families.hdm.dcp import onnx_function, reference, torch_masks
 
     cv2.setNumThreads(threads)
     torch.set_num_threads(threads)
@@ -70,7 +70,7 @@ def _implementations(rgb: np.ndarray, threads: int, spin: bool) -> dict[str, Cal
 def bench_size(
     size: tuple[int, int], threads: int, iters: int, warmup: int, spin: bool
 ) -> dict[str, list[float]]:
-    from hdm_deploy.dcp.samples import photo_at
+    from hdm_deploy_dev.photos import photo_at
 
     rgb = photo_at("astronaut", size)
     impls = _implementations(rgb, threads, spin)

@@ -155,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     text = json.dumps(report, indent=2)
     print(text)
     if args.json:
-        from hdm_deploy._fs import atomic_write_text
+        from hdm_deploy.core.fs import atomic_write_text
 
         atomic_write_text(args.json, text + "\n")
     return 0

@@ -38,7 +38,7 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def load_photos(short_side: int) -> list[tuple[str, np.ndarray]]:
-    from hdm_deploy.dcp.samples import photo, resize
+    from hdm_deploy_dev.photos import photo, resize
 
     out = []
     for name in PHOTOS:
@@ -65,7 +65,7 @@ def with_masks_output(model):
     """The FP32 export plus the DCP call's output as graph output ``dcp_masks``."""
     import onnx
 
-    from hdm_deploy.export.precision import DCP_FUNCTION
+    from hdm_deploy.graph.precision import DCP_FUNCTION
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
@@ -185,13 +185,13 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from hdm_deploy.errors import first_line
+    from hdm_deploy.core.errors import first_line
     from hdm_deploy.export.exporter import build_onnx
-    from hdm_deploy.export.precision import DEFAULT_ISLANDS, apply_fp16_policy
-    from hdm_deploy.models.checkpoint import load_checkpoint
-    from hdm_deploy.models.hdm import normalize
-    from hdm_deploy.models.pipeline import enhance
-    from hdm_deploy.models.sample import sample_checkpoint_path
+    from hdm_deploy.families.hdm.checkpoint import load_checkpoint
+    from hdm_deploy.families.hdm.model import normalize
+    from hdm_deploy.families.hdm.pipeline import enhance
+    from hdm_deploy.families.hdm.sample import sample_checkpoint_path
+    from hdm_deploy.graph.precision import DEFAULT_ISLANDS, apply_fp16_policy
 
     torch.set_num_threads(2)
     console = Console(width=170)

@@ -54,13 +54,13 @@ OUT = ROOT / "tests" / "data" / "dcp_published_expected.npz"
 
 
 def photo(name: str) -> np.ndarray:
-    from hdm_deploy.dcp.samples import photo as bundled
+    from hdm_deploy_dev.photos import photo as bundled
 
     return bundled(name)
 
 
 def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    from hdm_deploy.dcp.samples import resize as pillow_resize
+    from hdm_deploy_dev.photos import resize as pillow_resize
 
     return pillow_resize(rgb, size)
 
@@ -156,7 +156,7 @@ def main() -> None:
         ).stdout.strip()
         arrays: dict[str, np.ndarray] = {}
         cases = []
-        from hdm_deploy.dcp.samples import PHOTOS
+        from hdm_deploy_dev.photos import PHOTOS
 
         for name in PHOTOS:
             base = photo(name)

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hdm_deploy.models.synthetic import Haze, load_photo, motorcycle_depth
 from hdm_deploy.runtime.image_io import write_image
+from hdm_deploy_dev.synthetic import Haze, load_photo, motorcycle_depth
 
 OUT = Path(__file__).resolve().parent.parent / "examples"
 

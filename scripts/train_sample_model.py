@@ -28,13 +28,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hdm_deploy._fs import atomic_write_text
-from hdm_deploy.dcp.reference import region_masks
-from hdm_deploy.models.checkpoint import load_checkpoint_with_meta, save_checkpoint
-from hdm_deploy.models.hdm import HDM, HDMConfig, normalize
-from hdm_deploy.models.pipeline import enhance
-from hdm_deploy.models.sample import sample_checkpoint_path
-from hdm_deploy.models.synthetic import HELD_OUT_PHOTOS, TRAIN_PHOTOS, Haze, depth_for, load_photo, psnr
+from hdm_deploy.core.fs import atomic_write_text
+from hdm_deploy.families.hdm.checkpoint import load_checkpoint_with_meta, save_checkpoint
+from hdm_deploy.families.hdm.dcp.reference import region_masks
+from hdm_deploy.families.hdm.model import HDM, HDMConfig, normalize
+from hdm_deploy.families.hdm.pipeline import enhance
+from hdm_deploy.families.hdm.sample import sample_checkpoint_path
+from hdm_deploy_dev.synthetic import HELD_OUT_PHOTOS, TRAIN_PHOTOS, Haze, depth_for, load_photo, psnr
 
 
 def make_pairs(names, variants: int, rng: np.random.Generator):

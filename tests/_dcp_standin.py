@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from onnx import TensorProto, helper, numpy_helper
 
-from hdm_deploy.export.dcp_op import DCPImpl
+from hdm_deploy.families.hdm.dcp.export_op import DCPImpl
 
 #: lower edges of regions 1…5 on the block mean of R+G+B (0…765)
 EDGES = (612.0, 459.0, 306.0, 153.0)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hdm_deploy.engines.profiles import compute_profile
-from hdm_deploy.engines.sidecar import EngineSidecar
+from hdm_deploy.tensorrt.profiles import compute_profile
+from hdm_deploy.tensorrt.sidecar import EngineSidecar
 
 
 def make_sidecar(**overrides) -> EngineSidecar:

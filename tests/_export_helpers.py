@@ -23,7 +23,7 @@ def small_model(seed: int = 0):
     import torch
     from torch import nn
 
-    from hdm_deploy.models.hdm import HDM, HDMConfig
+    from hdm_deploy.families.hdm.model import HDM, HDMConfig
 
     torch.manual_seed(seed)
     net = HDM(HDMConfig(width=8, groups=1, blocks=1)).eval()
@@ -56,7 +56,7 @@ def torch_reference(frames: np.ndarray):
     import torch
 
     from _dcp_standin import standin_masks
-    from hdm_deploy.models.pipeline import enhance
+    from hdm_deploy.families.hdm.pipeline import enhance
     from hdm_deploy.runtime.image_io import pad_to_multiple
 
     padded, _ = pad_to_multiple(frames, 4)

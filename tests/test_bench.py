@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from hdm_deploy.errors import InputImageError
-from hdm_deploy.runtime.base import Prediction, Runner
+from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.runtime.bench import (
     BenchResult,
     bench_frames,

@@ -7,9 +7,14 @@ import argparse
 import pytest
 import torch
 
-from hdm_deploy.errors import CheckpointError
-from hdm_deploy.models.checkpoint import infer_config, load_checkpoint, read_state_dict, save_checkpoint
-from hdm_deploy.models.hdm import HDM, HDMConfig
+from hdm_deploy.core.errors import CheckpointError
+from hdm_deploy.families.hdm.checkpoint import (
+    infer_config,
+    load_checkpoint,
+    read_state_dict,
+    save_checkpoint,
+)
+from hdm_deploy.families.hdm.model import HDM, HDMConfig
 
 SMALL = HDMConfig(width=8, groups=2, blocks=2)
 

@@ -8,10 +8,10 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from hdm_deploy.cli import app
-from hdm_deploy.dcp import reference as ref
+from hdm_deploy.families.hdm.dcp import reference as ref
 
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")
-from hdm_deploy.dcp.samples import photo_at
+from hdm_deploy_dev.photos import photo_at
 
 
 @pytest.fixture

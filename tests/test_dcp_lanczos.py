@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hdm_deploy.dcp import lanczos
+from hdm_deploy.families.hdm.dcp import lanczos
 
 torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
-from hdm_deploy.dcp import onnx_function as of  # noqa: E402
-from hdm_deploy.dcp import torch_masks as tm  # noqa: E402
+from hdm_deploy.families.hdm.dcp import onnx_function as of  # noqa: E402
+from hdm_deploy.families.hdm.dcp import torch_masks as tm  # noqa: E402
 
 
 def pillow(rgb: np.ndarray) -> np.ndarray:

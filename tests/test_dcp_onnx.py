@@ -10,15 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hdm_deploy.dcp import onnx_function as of
-from hdm_deploy.dcp import reference as ref
+from hdm_deploy.families.hdm.dcp import onnx_function as of
+from hdm_deploy.families.hdm.dcp import reference as ref
 
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")
 
-from hdm_deploy.dcp import torch_masks as tm  # noqa: E402
-from hdm_deploy.dcp.samples import PHOTOS, photo_at  # noqa: E402
+from hdm_deploy.families.hdm.dcp import torch_masks as tm  # noqa: E402
+from hdm_deploy_dev.photos import PHOTOS, photo_at  # noqa: E402
 
 #: onnx-tensorrt release/8.5-GA docs/operators.md, rows marked supported (the ops this graph may use).
 TRT85_OPS = {

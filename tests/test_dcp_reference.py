@@ -10,11 +10,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hdm_deploy.dcp import reference as ref
-from hdm_deploy.errors import DCPError
+from hdm_deploy.core.errors import DCPError
+from hdm_deploy.families.hdm.dcp import reference as ref
 
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")
-from hdm_deploy.dcp.samples import photo_at
+from hdm_deploy_dev.photos import photo_at
 
 EXPECTED = Path(__file__).parent / "data" / "dcp_published_expected.npz"
 

@@ -8,14 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hdm_deploy.dcp import reference as ref
-from hdm_deploy.errors import DCPError
+from hdm_deploy.core.errors import DCPError
+from hdm_deploy.families.hdm.dcp import reference as ref
 
 torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")
 
-from hdm_deploy.dcp import torch_masks as tm  # noqa: E402
-from hdm_deploy.dcp.samples import PHOTOS, photo_at  # noqa: E402
+from hdm_deploy.families.hdm.dcp import torch_masks as tm  # noqa: E402
+from hdm_deploy_dev.photos import PHOTOS, photo_at  # noqa: E402
 
 #: 4 sizes per photo: multiple of 4, two not divisible by 4, and 320×240 (quarter 80×60 < the 111 box).
 SIZES = [(512, 384), (457, 343), (320, 240), (259, 195)]

@@ -9,7 +9,8 @@ import pytest
 from onnx import helper
 
 from _onnx_graphs import hdm_like
-from hdm_deploy.engines.trt_ops import (
+from hdm_deploy.tensorrt.doctor import check_graph, guide_for, l4t_to_trt, parse_tegra_release
+from hdm_deploy.tensorrt.trt_ops import (
     KNOWN,
     check_model,
     nearest_known,
@@ -17,7 +18,6 @@ from hdm_deploy.engines.trt_ops import (
     supported_ops,
     unsupported_ops,
 )
-from hdm_deploy.runtime.doctor import check_graph, guide_for, l4t_to_trt, parse_tegra_release
 
 
 def _errors(model, version, **kw):

@@ -8,31 +8,7 @@ import onnx
 import pytest
 
 from _engine_helpers import make_sidecar
-from hdm_deploy.engines.flags import (
-    BuildConfigError,
-    decide_flags,
-    layer_matches,
-    layers_to_pin,
-    parse_version,
-    workspace_bytes,
-)
-from hdm_deploy.engines.plugins import (
-    ENV_VAR,
-    LIB_NAME,
-    candidate_paths,
-    find_plugin_library,
-    model_needs_plugin,
-)
-from hdm_deploy.engines.profiles import Profile, check_in_profile, compute_profile, parse_nhw
-from hdm_deploy.engines.sidecar import (
-    RuntimeFacts,
-    check_sidecar,
-    raise_on_mismatch,
-    read_sidecar,
-    sidecar_path,
-    write_sidecar,
-)
-from hdm_deploy.errors import (
+from hdm_deploy.core.errors import (
     EngineMismatchError,
     HdmDeployError,
     InputImageError,
@@ -40,6 +16,30 @@ from hdm_deploy.errors import (
     PluginBuildError,
     ShapeOutOfProfileError,
     TensorRTUnavailableError,
+)
+from hdm_deploy.tensorrt.flags import (
+    BuildConfigError,
+    decide_flags,
+    layer_matches,
+    layers_to_pin,
+    parse_version,
+    workspace_bytes,
+)
+from hdm_deploy.tensorrt.plugins import (
+    ENV_VAR,
+    LIB_NAME,
+    candidate_paths,
+    find_plugin_library,
+    model_needs_plugin,
+)
+from hdm_deploy.tensorrt.profiles import Profile, check_in_profile, compute_profile, parse_nhw
+from hdm_deploy.tensorrt.sidecar import (
+    RuntimeFacts,
+    check_sidecar,
+    raise_on_mismatch,
+    read_sidecar,
+    sidecar_path,
+    write_sidecar,
 )
 
 # ---- profiles --------------------------------------------------------------------------------------
@@ -229,7 +229,7 @@ def test_find_plugin_library(tmp_path, monkeypatch):
             find_plugin_library(required=required)
     monkeypatch.delenv(ENV_VAR)
     monkeypatch.setattr(
-        "hdm_deploy.engines.plugins.candidate_paths", lambda *a, **k: [tmp_path / "absent.so"]
+        "hdm_deploy.tensorrt.plugins.candidate_paths", lambda *a, **k: [tmp_path / "absent.so"]
     )
     assert find_plugin_library(required=False) is None
     with pytest.raises(PluginBuildError, match="build-plugin"):
@@ -246,7 +246,7 @@ def test_find_plugin_library_prefers_plugin_package(tmp_path, monkeypatch):
 
 
 def test_load_plugin_library_error(tmp_path):
-    from hdm_deploy.engines.plugins import load_plugin_library
+    from hdm_deploy.tensorrt.plugins import load_plugin_library
 
     bad = tmp_path / LIB_NAME
     bad.write_bytes(b"not an ELF")
@@ -263,8 +263,8 @@ def test_read_onnx_facts(tmp_path):
     import onnx
 
     from _onnx_graphs import hdm_like
-    from hdm_deploy.engines.builder import read_onnx_facts
-    from hdm_deploy.export.precision import apply_fp16_policy
+    from hdm_deploy.graph.precision import apply_fp16_policy
+    from hdm_deploy.tensorrt.builder import read_onnx_facts
 
     path = tmp_path / "m.onnx"
     onnx.save(apply_fp16_policy(hdm_like("plugin")), path)
@@ -283,7 +283,7 @@ def test_read_onnx_facts(tmp_path):
 
 
 def test_profile_max_must_fit_the_dcp_topk():
-    from hdm_deploy.engines.profiles import compute_profile
+    from hdm_deploy.tensorrt.profiles import compute_profile
 
     meta = {"io": "uint8", "max_pixels": str(1920 * 1080)}
     assert compute_profile(meta, max_shape="1x1080x1920").max == (1, 1080, 1920)
@@ -293,8 +293,8 @@ def test_profile_max_must_fit_the_dcp_topk():
 
 def test_build_engine_reports_bad_profile_before_needing_tensorrt(tmp_path):
     from _onnx_graphs import hdm_like
-    from hdm_deploy.engines.builder import build_engine
-    from hdm_deploy.errors import HdmDeployError
+    from hdm_deploy.core.errors import HdmDeployError
+    from hdm_deploy.tensorrt.builder import build_engine
 
     path = tmp_path / "m.onnx"
     model = hdm_like()
@@ -305,7 +305,7 @@ def test_build_engine_reports_bad_profile_before_needing_tensorrt(tmp_path):
 
 
 def test_sidecar_skips_facts_the_builder_could_not_find(tmp_path):
-    from hdm_deploy.engines.sidecar import EngineSidecar as Sidecar
+    from hdm_deploy.tensorrt.sidecar import EngineSidecar as Sidecar
 
     unknown = make_sidecar(gpu_name=None, compute_capability=None)
     engine = tmp_path / "model.engine"
@@ -325,8 +325,8 @@ def test_sidecar_skips_facts_the_builder_could_not_find(tmp_path):
 
 
 def test_publish_engine_writes_the_sidecar_first(tmp_path, monkeypatch):
-    from hdm_deploy import _fs
-    from hdm_deploy.engines.sidecar import publish_engine
+    from hdm_deploy.core import fs as _fs
+    from hdm_deploy.tensorrt.sidecar import publish_engine
 
     engine = tmp_path / "model.engine"
     side = publish_engine(engine, b"plan", make_sidecar())
@@ -353,7 +353,7 @@ def test_publish_engine_writes_the_sidecar_first(tmp_path, monkeypatch):
 def test_doctor_refuses_a_garbage_trt_version_in_one_line():
     from rich.console import Console
 
-    from hdm_deploy.engines.report import run_doctor
+    from hdm_deploy.cli.tensorrt_report import run_doctor
 
     with pytest.raises(HdmDeployError, match="not a TensorRT version") as info:
         run_doctor(None, ["abc"], out=Console(file=None, quiet=True))

@@ -27,12 +27,12 @@ torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not 
 def published_model():
     from torch import nn
 
-    from hdm_deploy.models.hdm import HDM
-    from hdm_deploy.models.sample import sample_checkpoint_path
+    from hdm_deploy.families.hdm.model import HDM
+    from hdm_deploy.families.hdm.sample import sample_checkpoint_path
 
     path = sample_checkpoint_path(must_exist=False)
     if path.is_file():
-        from hdm_deploy.models.checkpoint import load_checkpoint
+        from hdm_deploy.families.hdm.checkpoint import load_checkpoint
 
         return load_checkpoint(path), path.name
     torch.manual_seed(4)
@@ -79,7 +79,7 @@ def exports(tmp_path_factory):
 
 @functools.cache
 def torch_prediction(name: str, masks: str):
-    from hdm_deploy.models.pipeline import enhance
+    from hdm_deploy.families.hdm.pipeline import enhance
 
     model, _ = published_model()
     return enhance(model, cases()[name], masks=masks)
@@ -119,7 +119,7 @@ def test_float_output_within_2e_4_of_torch(exports, name):
 
 @pytest.mark.parametrize("flavour", ["plugin", "decompose"])
 def test_flavours_agree_with_the_standard_deformconv(exports, flavour):
-    from hdm_deploy.export.flavours import convert_deform
+    from hdm_deploy.graph.flavours import convert_deform
     from hdm_deploy.runtime.parity import Thresholds, compare
 
     path = exports["dir"] / f"model_float_{flavour}.onnx"

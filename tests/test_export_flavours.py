@@ -11,9 +11,9 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper
 
-from hdm_deploy.errors import ExportError
-from hdm_deploy.export.deform_decompose import DOMAIN as DECOMPOSE_DOMAIN
-from hdm_deploy.export.flavours import (
+from hdm_deploy.core.errors import ExportError
+from hdm_deploy.graph.deform_decompose import DOMAIN as DECOMPOSE_DOMAIN
+from hdm_deploy.graph.flavours import (
     PLUGIN_DOMAIN,
     PLUGIN_OP,
     convert_deform,
@@ -216,7 +216,7 @@ def test_inlined_decomposition_cannot_be_converted_back():
     rng = np.random.default_rng(4)
     model, _, _, _ = _deform_model(1, 4, 6, 6, 4, 3, 1, 1, 1, 1, 1, True, True, rng)
     d = convert_deform(model, "decompose")
-    from hdm_deploy.export._graph import set_metadata
+    from hdm_deploy.graph.onnx_io import set_metadata
 
     set_metadata(d, {"deform": "decompose"})
     inlined = inline_functions(d)

@@ -12,12 +12,11 @@ import onnx
 import pytest
 
 from _export_helpers import photo_frames, small_export, small_model, tmp_dir, torch_reference
-from hdm_deploy._fs import sha256_file
-from hdm_deploy.errors import ExportError
-from hdm_deploy.export import load_golden
-from hdm_deploy.export.flavours import convert_deform, inline_functions
-from hdm_deploy.export.golden import golden_path_for
-from hdm_deploy.export.metadata import read_metadata
+from hdm_deploy.core.errors import ExportError
+from hdm_deploy.core.fs import sha256_file
+from hdm_deploy.graph.flavours import convert_deform, inline_functions
+from hdm_deploy.graph.golden import golden_path_for, load_golden
+from hdm_deploy.graph.metadata import read_metadata
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.parity import compare
 
@@ -98,7 +97,7 @@ def test_dcp_sums_default_follows_the_target():
 
 def test_runner_refuses_frames_beyond_max_pixels(tmp_path):
     from _dcp_standin import STANDIN
-    from hdm_deploy.errors import InputImageError
+    from hdm_deploy.core.errors import InputImageError
     from hdm_deploy.export.exporter import export_onnx
 
     res = export_onnx(
@@ -207,7 +206,7 @@ def test_golden_bundle_beside_the_model():
 def test_export_from_checkpoint_records_its_hash(tmp_path):
     from _dcp_standin import STANDIN
     from hdm_deploy.export.exporter import build_onnx
-    from hdm_deploy.models.checkpoint import save_checkpoint
+    from hdm_deploy.families.hdm.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(small_model(), tmp_path / "small.pk")
     from hdm_deploy.export.exporter import _load_model

@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from hdm_deploy._fs import atomic_path, atomic_write_bytes
+from hdm_deploy.core.fs import atomic_path, atomic_write_bytes
 
 
 def test_success_replaces_and_leaves_no_temp(tmp_path):

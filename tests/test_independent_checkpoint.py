@@ -10,12 +10,12 @@ import torch
 from typer.testing import CliRunner
 
 from hdm_deploy.cli import app
-from hdm_deploy.dcp.reference import region_masks
-from hdm_deploy.models.checkpoint import load_checkpoint
-from hdm_deploy.models.hdm import HDMConfig
-from hdm_deploy.models.pipeline import enhance
-from hdm_deploy.models.synthetic import load_photo, psnr
+from hdm_deploy.families.hdm.checkpoint import load_checkpoint
+from hdm_deploy.families.hdm.dcp.reference import region_masks
+from hdm_deploy.families.hdm.model import HDMConfig
+from hdm_deploy.families.hdm.pipeline import enhance
 from hdm_deploy.runtime.image_io import read_image, write_image
+from hdm_deploy_dev.synthetic import load_photo, psnr
 from independent_hdm import make_published_checkpoint, published_pipeline
 
 PHOTOS = [("astronaut", 160, 160), ("coffee", 192, 128), ("rocket", 188, 124), ("motorcycle_left", 180, 120)]

@@ -9,10 +9,10 @@ import torch
 from typer.testing import CliRunner
 
 from hdm_deploy.cli import app
-from hdm_deploy.errors import InputImageError
-from hdm_deploy.models.checkpoint import save_checkpoint
-from hdm_deploy.models.hdm import HDM, HDMConfig
-from hdm_deploy.models.runner import TorchRunner
+from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.families.hdm.checkpoint import save_checkpoint
+from hdm_deploy.families.hdm.model import HDM, HDMConfig
+from hdm_deploy.families.hdm.torch_runner import TorchRunner
 from hdm_deploy.runtime.image_io import read_image, write_image
 from hdm_deploy.runtime.infer import enhance_path
 
@@ -156,7 +156,7 @@ def test_unknown_model_suffix_is_one_line(tmp_path):
 
 
 def test_torch_runner_refuses_bad_masks_and_devices(tiny_ckpt):
-    from hdm_deploy.errors import HdmDeployError
+    from hdm_deploy.core.errors import HdmDeployError
 
     with pytest.raises(HdmDeployError, match="unknown DCP mask implementation") as info:
         TorchRunner(tiny_ckpt, masks="foo", device="cpu")
@@ -197,13 +197,13 @@ def test_cli_errors_are_one_line(tiny_ckpt, tmp_path, monkeypatch, args, expecte
 def test_torch_commands_say_pytorch_is_needed(tmp_path, monkeypatch):
     import sys
 
-    import hdm_deploy.dcp as dcp_pkg
+    import hdm_deploy.families.hdm.dcp as dcp_pkg
 
     monkeypatch.chdir(tmp_path)
     write_image(tmp_path / "a.png", _photo(16, 16))
     monkeypatch.setitem(sys.modules, "torch", None)  # `import torch` now fails as if not installed
     monkeypatch.delitem(sys.modules, "hdm_deploy.export.exporter", raising=False)
-    monkeypatch.delitem(sys.modules, "hdm_deploy.dcp.torch_masks", raising=False)
+    monkeypatch.delitem(sys.modules, "hdm_deploy.families.hdm.dcp.torch_masks", raising=False)
     monkeypatch.delattr(dcp_pkg, "torch_masks", raising=False)
     for args in (["export", "-o", "m.onnx"], ["masks", "a.png", "--impl", "torch"]):
         result = cli.invoke(app, args)

@@ -8,8 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hdm_deploy.models.hdm import HDM, HDMConfig
-from hdm_deploy.models.region_conv import RegionConv, per_sample_conv3x3
+from hdm_deploy.families.hdm.model import HDM, HDMConfig
+from hdm_deploy.families.hdm.region_conv import RegionConv, per_sample_conv3x3
 
 PUBLISHED_TOP_LEVEL = [
     "conv0", "conv1", "conv2", "FAB", "deconv1", "deconv2", "output",

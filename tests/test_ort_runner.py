@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import hdm_deploy.runtime as runtime_pkg
-from hdm_deploy.errors import InputImageError, ModelFormatError
+from hdm_deploy.core.errors import InputImageError, ModelFormatError
 from hdm_deploy.runtime import load_runner, runner_class
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
@@ -19,11 +19,12 @@ RUNTIME_MODULES = sorted(f"hdm_deploy.runtime.{m.name}" for m in pkgutil.iter_mo
 #: torch-free modules outside runtime/ that runtime code and devices use
 TORCH_FREE_EXTRA = [
     "hdm_deploy.export",
-    "hdm_deploy.export._graph",
-    "hdm_deploy.export.flavours",
-    "hdm_deploy.export.deform_decompose",
-    "hdm_deploy.export.golden",
-    "hdm_deploy.export.metadata",
+    "hdm_deploy.graph.onnx_io",
+    "hdm_deploy.graph.flavours",
+    "hdm_deploy.graph.deform_decompose",
+    "hdm_deploy.graph.golden",
+    "hdm_deploy.core.photos",
+    "hdm_deploy.graph.metadata",
 ]
 
 
@@ -37,7 +38,8 @@ def test_every_runtime_module_imports_without_torch():
         for name in {RUNTIME_MODULES + TORCH_FREE_EXTRA!r}:
             importlib.import_module(name)
         import hdm_deploy.runtime as rt
-        from hdm_deploy.export.golden import golden_cases, load_golden
+        from hdm_deploy.core.photos import golden_cases
+        from hdm_deploy.graph.golden import load_golden
         assert golden_cases()
         rt.runner_class("model.onnx")
         print("ok")
@@ -58,7 +60,7 @@ def test_runner_class_dispatch_by_suffix():
 
 
 def test_engine_suffix_goes_to_tensorrt_runner_or_a_clear_error():
-    from hdm_deploy.errors import TensorRTUnavailableError
+    from hdm_deploy.core.errors import TensorRTUnavailableError
 
     try:
         cls = runner_class("m.engine")
@@ -84,7 +86,7 @@ def test_load_runner_onnx_drops_options_it_does_not_take():
 @pytest.mark.slow
 def test_float_io_runner_returns_float_and_quantised_output():
     from _export_helpers import photo_frames, small_export
-    from hdm_deploy.runtime.base import quantize
+    from hdm_deploy.core.runner import quantize
 
     with OnnxRuntimeRunner(small_export("float").path) as runner:
         assert runner.io == "float"

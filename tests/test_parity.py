@@ -12,8 +12,8 @@ import numpy as np
 import onnx
 import pytest
 
-from hdm_deploy.errors import InputImageError, ParityError
-from hdm_deploy.runtime.base import Prediction, quantize
+from hdm_deploy.core.errors import InputImageError, ParityError
+from hdm_deploy.core.runner import Prediction, quantize
 from hdm_deploy.runtime.parity import (
     ParityReport,
     Thresholds,
@@ -166,7 +166,7 @@ def test_parity_cli_exit_codes_on_real_and_perturbed_models(tmp_path):
 def test_export_cli_then_parity_against_the_checkpoint(tmp_path):
     """Real DCP function, CLI export from a checkpoint file, parity vs the checkpoint in PyTorch."""
     from _export_helpers import small_model
-    from hdm_deploy.models.checkpoint import save_checkpoint
+    from hdm_deploy.families.hdm.checkpoint import save_checkpoint
 
     ckpt = save_checkpoint(small_model(), tmp_path / "small.pk")
     model = tmp_path / "model.onnx"
@@ -187,9 +187,10 @@ def test_default_golden_follows_the_model_through_convert_and_engines(tmp_path):
 
     from _engine_helpers import make_sidecar
     from _export_helpers import small_export
-    from hdm_deploy.engines.sidecar import write_sidecar
-    from hdm_deploy.export.flavours import convert_file
-    from hdm_deploy.export.golden import default_golden_for, golden_path_for
+    from hdm_deploy.graph.flavours import convert_file
+    from hdm_deploy.graph.golden import golden_path_for
+    from hdm_deploy.runtime.parity import default_golden_for
+    from hdm_deploy.tensorrt.sidecar import write_sidecar
 
     res = small_export("uint8")
     model = shutil.copy(res.path, tmp_path / res.path.name)  # its metadata names its golden bundle

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hdm_deploy.errors import PluginBuildError
+from hdm_deploy.core.errors import PluginBuildError
 from hdm_deploy.plugins import (
     ENV_PLUGIN_LIB,
     PLUGIN_LIB_NAME,

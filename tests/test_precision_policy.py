@@ -8,8 +8,8 @@ import onnxruntime as ort
 import pytest
 
 from _onnx_graphs import hdm_like, random_frames
-from hdm_deploy.errors import ExportError
-from hdm_deploy.export.precision import (
+from hdm_deploy.core.errors import ExportError
+from hdm_deploy.graph.precision import (
     DEFAULT_ISLANDS,
     ISLANDS,
     apply_fp16_policy,
@@ -133,7 +133,7 @@ def test_policy_survives_inlining_and_names_layers():
     b = _run(inlined, frames)
     assert np.array_equal(a[1], b[1]) and np.allclose(a[0], b[0])
     # inlined body nodes are still recognisable for layer pinning (name + "__N")
-    from hdm_deploy.engines.flags import layer_matches
+    from hdm_deploy.tensorrt.flags import layer_matches
 
     inlined_names = [n.name for n in inlined.graph.node if n.name.startswith("dcp_min")]
     assert inlined_names and all(layer_matches(n, fp32_layer_names(m16)) for n in inlined_names)
@@ -143,7 +143,7 @@ def test_policy_survives_inlining_and_names_layers():
 def test_scopes_match_real_dynamo_export():
     """Island scopes against the metadata torch's dynamo exporter really writes (tiny HDM)."""
     torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
-    from hdm_deploy.models.hdm import HDM, HDMConfig
+    from hdm_deploy.families.hdm.model import HDM, HDMConfig
 
     torch.manual_seed(0)
     model = HDM(HDMConfig(width=8, groups=1, blocks=1)).eval()
@@ -193,7 +193,7 @@ def test_helper_functions_of_dcp_are_recorded_for_pinning():
 
 
 def test_apply_precision_entry_point_infers_flavour():
-    from hdm_deploy.export.precision import apply_precision, infer_flavour
+    from hdm_deploy.graph.precision import apply_precision, infer_flavour
 
     m = hdm_like("plugin")
     del m.metadata_props[:]  # the exporter writes metadata after the policy

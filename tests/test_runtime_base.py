@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdm_deploy.errors import InputImageError, ModelFormatError
-from hdm_deploy.runtime.base import check_frames, check_max_pixels, model_kind, quantize
+from hdm_deploy.core.errors import InputImageError, ModelFormatError
+from hdm_deploy.core.runner import check_frames, check_max_pixels, model_kind, quantize
 from hdm_deploy.runtime.image_io import pad_to_multiple
 
 
@@ -62,7 +62,7 @@ def test_model_kind_by_suffix():
     ],
 )
 def test_device_is_mapped_per_backend(given, torch_form, onnx_form, engine_form):
-    from hdm_deploy.errors import HdmDeployError
+    from hdm_deploy.core.errors import HdmDeployError
     from hdm_deploy.runtime import device_for
 
     assert device_for("torch", given) == torch_form
@@ -76,7 +76,7 @@ def test_device_is_mapped_per_backend(given, torch_form, onnx_form, engine_form)
 
 @pytest.mark.parametrize("bad", ["gpu", "cuda:", "cuda:x", "-1", "cuda:-1", "²", True])
 def test_unknown_device_is_one_line_before_any_backend_loads(bad, tmp_path):
-    from hdm_deploy.errors import HdmDeployError
+    from hdm_deploy.core.errors import HdmDeployError
     from hdm_deploy.runtime import load_runner, parse_device
 
     with pytest.raises(HdmDeployError, match="unknown device") as info:
@@ -89,7 +89,7 @@ def test_unknown_device_is_one_line_before_any_backend_loads(bad, tmp_path):
 
 @pytest.mark.parametrize("message", ["", "   \n  ", "\nsecond line only"])
 def test_first_line_of_any_exception_message(message):
-    from hdm_deploy.errors import first_line
+    from hdm_deploy.core.errors import first_line
 
     text = first_line(RuntimeError(message))
     assert text == ("second line only" if "second" in message else "RuntimeError")
@@ -101,8 +101,8 @@ def test_cli_prints_our_warnings_as_one_line(capsys):
     """Non-fatal engine/GPU mismatches reach the user of `infer`/`parity`/`bench` as one yellow line."""
     import warnings
 
-    from hdm_deploy import cli
-    from hdm_deploy.errors import HdmDeployWarning
+    from hdm_deploy.cli import commands as cli
+    from hdm_deploy.core.errors import HdmDeployWarning
 
     with warnings.catch_warnings():
         warnings.simplefilter("always")

@@ -6,18 +6,22 @@ import pkgutil
 import subprocess
 import sys
 
-import hdm_deploy.engines
+import hdm_deploy.core
+import hdm_deploy.graph
 import hdm_deploy.runtime
+import hdm_deploy.tensorrt
 
 TORCH_FREE = [
     *(f"hdm_deploy.runtime.{m.name}" for m in pkgutil.iter_modules(hdm_deploy.runtime.__path__)),
-    *(f"hdm_deploy.engines.{m.name}" for m in pkgutil.iter_modules(hdm_deploy.engines.__path__)),
+    *(f"hdm_deploy.tensorrt.{m.name}" for m in pkgutil.iter_modules(hdm_deploy.tensorrt.__path__)),
+    *(f"hdm_deploy.core.{m.name}" for m in pkgutil.iter_modules(hdm_deploy.core.__path__)),
+    *(f"hdm_deploy.graph.{m.name}" for m in pkgutil.iter_modules(hdm_deploy.graph.__path__)),
     "hdm_deploy.runtime",
     "hdm_deploy.plugins",
-    "hdm_deploy.dcp.reference",
-    "hdm_deploy.dcp.onnx_function",  # `masks --impl onnx` runs without torch
-    "hdm_deploy.dcp.render",
-    "hdm_deploy.cli",
+    "hdm_deploy.families.hdm.dcp.reference",
+    "hdm_deploy.families.hdm.dcp.onnx_function",  # `masks --impl onnx` runs without torch
+    "hdm_deploy.families.hdm.dcp.render",
+    "hdm_deploy.cli.commands",
 ]
 
 

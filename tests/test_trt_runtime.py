@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hdm_deploy.errors import TensorRTUnavailableError
-from hdm_deploy.runtime.tensorrt_runner import (
+from hdm_deploy.core.errors import TensorRTUnavailableError
+from hdm_deploy.tensorrt.runner import (
     check_cuda,
     cudart_module,
     grow_capacity,
@@ -21,7 +21,7 @@ def test_runner_module_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, hdm_deploy.runtime.tensorrt_runner, hdm_deploy.runtime.doctor, hdm_deploy.engines.builder; print('torch' in sys.modules)"
+    code = "import sys, hdm_deploy.tensorrt.runner, hdm_deploy.tensorrt.doctor, hdm_deploy.tensorrt.builder; print('torch' in sys.modules)"
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -96,9 +96,9 @@ def test_engine_round_trip_parity(tmp_path):
     import onnx
 
     from _onnx_graphs import hdm_like, random_frames
-    from hdm_deploy.engines.builder import build_engine
-    from hdm_deploy.export.precision import apply_fp16_policy
-    from hdm_deploy.runtime.tensorrt_runner import TensorRTRunner
+    from hdm_deploy.graph.precision import apply_fp16_policy
+    from hdm_deploy.tensorrt.builder import build_engine
+    from hdm_deploy.tensorrt.runner import TensorRTRunner
 
     model = apply_fp16_policy(hdm_like("onnx"))
     path = tmp_path / "m.onnx"
@@ -125,7 +125,7 @@ def test_build_engine_cli_without_tensorrt(tmp_path):
     import onnx
 
     from _onnx_graphs import hdm_like
-    from hdm_deploy.engines.builder import build_engine
+    from hdm_deploy.tensorrt.builder import build_engine
 
     path = tmp_path / "m.onnx"
     onnx.save(hdm_like(), path)
@@ -137,7 +137,7 @@ def test_build_engine_cli_without_tensorrt(tmp_path):
 def test_load_runner_gives_tensorrt_a_device_index(monkeypatch, tmp_path):
     """`--device cuda` used to reach cudaSetDevice("cuda"); the engine runner now gets an int."""
     import hdm_deploy.runtime as runtime
-    from hdm_deploy.errors import HdmDeployError
+    from hdm_deploy.core.errors import HdmDeployError
 
     seen = {}
 

@@ -31,15 +31,24 @@ from typing import Any
 import onnx
 import torch
 
-from .. import __version__
-from .._fs import sha256_file
-from ..errors import ExportError, ParityError, first_line
-from ..models.hdm import HDM, MEAN, STD
-from . import _graph, flavours
-from .dcp_op import DEFAULT_MAX_PIXELS, DCPImpl, attach_functions, default_impl, translation_table, using
-from .frame_path import IO_KINDS, PAD_MULTIPLE, FramePath, export_ready
-from .golden import GoldenBundle, golden_path_for, make_golden, write_golden
-from .opset import IR_FOR_OPSET, lower_opset
+from hdm_deploy import __version__
+from hdm_deploy.core.errors import ExportError, ParityError, first_line
+from hdm_deploy.core.fs import sha256_file
+from hdm_deploy.families.hdm.dcp.export_op import (
+    DEFAULT_MAX_PIXELS,
+    DCPImpl,
+    attach_functions,
+    default_impl,
+    translation_table,
+    using,
+)
+from hdm_deploy.families.hdm.frame_path import IO_KINDS, PAD_MULTIPLE, FramePath, export_ready
+from hdm_deploy.families.hdm.golden import make_golden
+from hdm_deploy.families.hdm.model import HDM, MEAN, STD
+from hdm_deploy.graph import flavours
+from hdm_deploy.graph import onnx_io as _graph
+from hdm_deploy.graph.golden import GoldenBundle, golden_path_for, write_golden
+from hdm_deploy.graph.opset import IR_FOR_OPSET, lower_opset
 
 PRECISIONS = ("fp32", "fp16")
 #: 19: the default (DeformConv); 17/18: for TensorRT 8.5/8.6 parsers, with --deform plugin|decompose
@@ -96,12 +105,12 @@ class _Steps:
 
 
 def _load_model(checkpoint, trust_checkpoint: bool) -> tuple[HDM, dict[str, Any]]:
-    from ..models.checkpoint import load_checkpoint_with_meta
+    from hdm_deploy.families.hdm.checkpoint import load_checkpoint_with_meta
 
     if isinstance(checkpoint, HDM):
         return checkpoint, {"checkpoint": "(in-memory model)"}
     if checkpoint is None:
-        from ..models.sample import sample_checkpoint_path
+        from hdm_deploy.families.hdm.sample import sample_checkpoint_path
 
         checkpoint = sample_checkpoint_path()
     path = Path(checkpoint)
@@ -205,7 +214,7 @@ def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str) -> on
     if precision == "fp32":
         return model
     try:
-        from . import precision as policy
+        from hdm_deploy.graph import precision as policy
     except ImportError as exc:
         raise ExportError(
             f"precision {precision!r} needs the precision policy (hdm_deploy.export.precision), not installed here",
@@ -422,8 +431,8 @@ def export_onnx(
         seconds=steps.times,
     )
     if verify and bundle is not None:
-        from ..runtime.onnxruntime_runner import OnnxRuntimeRunner
-        from ..runtime.parity import Thresholds, check_parity
+        from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+        from hdm_deploy.runtime.parity import Thresholds, check_parity
 
         with steps("verify", "ONNX Runtime vs PyTorch on the golden inputs"):
             try:

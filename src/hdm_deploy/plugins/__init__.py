@@ -17,8 +17,9 @@ import ctypes
 import os
 from pathlib import Path
 
-from ..errors import PluginBuildError, TensorRTUnavailableError
-from ._build import (
+from hdm_deploy.core.contracts import PLUGIN_DOMAIN, PLUGIN_NAMESPACE, PLUGIN_OP_TYPE, PLUGIN_VERSION
+from hdm_deploy.core.errors import PluginBuildError, TensorRTUnavailableError
+from hdm_deploy.plugins._build import (
     CPU_LIB_NAME,
     ENV_PLUGIN_LIB,
     PLUGIN_LIB_NAME,
@@ -31,13 +32,9 @@ from ._build import (
     find_plugin_library,
     plugin_library_candidates,
 )
-from ._native import (
+from hdm_deploy.plugins._native import (
     F16,
     F32,
-    PLUGIN_DOMAIN,
-    PLUGIN_NAMESPACE,
-    PLUGIN_OP_TYPE,
-    PLUGIN_VERSION,
     DeformAttrs,
     DeformConvArgumentError,
     conv_out_extent,

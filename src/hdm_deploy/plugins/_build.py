@@ -17,12 +17,12 @@ import subprocess
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
-from ..errors import PluginBuildError
+from hdm_deploy.core.contracts import PLUGIN_LIB_ENV, PLUGIN_LIB_NAME
+from hdm_deploy.core.errors import PluginBuildError
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 CSRC_DIR = PLUGIN_DIR / "csrc"
 CPU_LIB_NAME = "libhdm_deploy_cpu.so"
-PLUGIN_LIB_NAME = "libhdm_deploy_plugins.so"
 CPU_SOURCES = ("cpu_api.cpp", "core_api.cpp")
 CPU_FLAGS = (
     "-std=c++17",
@@ -33,7 +33,7 @@ CPU_FLAGS = (
     "-fvisibility=hidden",
     '-DHDM_BUILD_KIND="cpu"',
 )
-ENV_PLUGIN_LIB = "HDM_DEPLOY_PLUGIN_LIB"
+ENV_PLUGIN_LIB = PLUGIN_LIB_ENV
 ENV_CACHE_DIR = "HDM_DEPLOY_CACHE_DIR"
 
 
@@ -261,7 +261,7 @@ def build_plugin(
             f"CMake finished but {library} is missing", hint="re-run with a clean build dir"
         )
     if output_dir is not None:
-        from .._fs import atomic_path
+        from hdm_deploy.core.fs import atomic_path
 
         dest = Path(output_dir) / PLUGIN_LIB_NAME
         with atomic_path(dest) as tmp:

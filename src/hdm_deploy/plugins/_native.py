@@ -16,13 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import HdmDeployError
-from ._build import build_cpu_library
-
-PLUGIN_OP_TYPE = "HdmDeformConv"
-PLUGIN_DOMAIN = "hdm_deploy"
-PLUGIN_VERSION = "1"
-PLUGIN_NAMESPACE = "hdm_deploy"
+from hdm_deploy.core.contracts import PLUGIN_NAMESPACE, PLUGIN_VERSION
+from hdm_deploy.core.errors import HdmDeployError
+from hdm_deploy.plugins._build import build_cpu_library
 
 F32, F16 = 0, 1  # TensorRT DataType codes
 LINEAR = 0  # TensorRT TensorFormat::kLINEAR

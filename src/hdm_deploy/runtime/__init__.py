@@ -11,56 +11,10 @@ import inspect
 import os
 from pathlib import Path
 
-from .base import Prediction, Runner, model_kind
+from hdm_deploy.core.device import device_for, parse_device
+from hdm_deploy.core.runner import Prediction, Runner, model_kind
 
 __all__ = ["Prediction", "Runner", "device_for", "load_runner", "model_kind", "parse_device", "runner_class"]
-
-DEVICE_HINT = "use --device cpu, cuda, cuda:N or N (a CUDA device index); leave it out for the best available"
-
-
-def parse_device(device: str | int | None) -> tuple[str, int | None] | None:
-    """Validate a ``--device`` value: ``None``/``auto`` → ``None`` (best available), ``cpu`` →
-    ``("cpu", None)``, ``cuda`` → ``("cuda", None)``, ``cuda:N`` or ``N`` → ``("cuda", N)``."""
-    from ..errors import HdmDeployError
-
-    if device is None:
-        return None
-    if isinstance(device, bool):  # bool is an int; never a device
-        raise HdmDeployError(f"unknown device {device!r}", DEVICE_HINT)
-    text = str(device).strip().lower()
-    if text in ("", "auto"):
-        return None
-    if text == "cpu":
-        return ("cpu", None)
-    if text == "cuda":
-        return ("cuda", None)
-    index = text[len("cuda:") :] if text.startswith("cuda:") else text
-    if index.isascii() and index.isdigit():  # no sign, no other scripts: a CUDA ordinal
-        return ("cuda", int(index))
-    raise HdmDeployError(f"unknown device {device!r}", DEVICE_HINT)
-
-
-def device_for(kind: str, device: str | int | None) -> str | int | None:
-    """``device`` (validated by :func:`parse_device`) in the form a backend takes: ``torch`` → a torch
-    device string (``cpu``/``cuda``/``cuda:N``), ``onnx`` → ``cpu``/``cuda``, ``engine`` (TensorRT) → a
-    CUDA index.
-    ``None`` means the backend's default."""
-    from ..errors import HdmDeployError
-
-    parsed = parse_device(device)
-    if parsed is None:
-        return None
-    name, index = parsed
-    if kind in ("engine", "tensorrt"):
-        if name == "cpu":
-            raise HdmDeployError(
-                "TensorRT engines run on a CUDA GPU, not on the CPU",
-                "leave --device out or give cuda / cuda:N, or run the .onnx model with --device cpu",
-            )
-        return index or 0
-    if kind == "onnx":
-        return name
-    return name if index is None else f"cuda:{index}"
 
 
 def runner_class(path: str | os.PathLike | None) -> type[Runner]:
@@ -68,9 +22,9 @@ def runner_class(path: str | os.PathLike | None) -> type[Runner]:
     kind = "torch" if path is None else model_kind(path)
     if kind == "torch":
         try:
-            from ..models.runner import TorchRunner
+            from hdm_deploy.families.hdm.torch_runner import TorchRunner
         except ImportError as exc:
-            from ..errors import HdmDeployError
+            from hdm_deploy.core.errors import HdmDeployError
 
             raise HdmDeployError(
                 f"PyTorch is needed to run checkpoint {path or '(bundled sample)'} ({exc})",
@@ -78,12 +32,12 @@ def runner_class(path: str | os.PathLike | None) -> type[Runner]:
             ) from exc
         return TorchRunner
     if kind == "onnx":
-        from .onnxruntime_runner import OnnxRuntimeRunner
+        from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner
     # tensorrt_runner imports only numpy and our own modules at the top; TensorRT and cuda-python are
     # imported in TensorRTRunner.__init__, which raises TensorRTUnavailableError when they are missing.
-    from .tensorrt_runner import TensorRTRunner
+    from hdm_deploy.tensorrt.runner import TensorRTRunner
 
     return TensorRTRunner
 

@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from .._fs import atomic_write_text
-from ..errors import InputImageError
-from .base import MIN_SIDE, Runner
+from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.core.fs import atomic_write_text
+from hdm_deploy.core.runner import MIN_SIDE, Runner
 
 
 @dataclass
@@ -77,7 +77,7 @@ def bench_frames(size: tuple[int, int], batch: int = 1) -> np.ndarray:
     """uint8 [batch, H, W, 3]: bundled photographs resized (cycled over the batch)."""
     import cv2
 
-    from ..export.golden import PHOTOS, read_photo
+    from hdm_deploy.core.photos import PHOTOS, read_photo
 
     keys = list(PHOTOS)
     frames = [
@@ -136,7 +136,7 @@ def bench_models(
     progress: Any = None,
 ) -> list[BenchResult]:
     """Benchmark several model files one after the other (same frames for all)."""
-    from . import load_runner
+    from hdm_deploy.runtime import load_runner
 
     frames = bench_frames(size, batch)
     results = []

@@ -15,8 +15,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .._fs import atomic_path
-from ..errors import InputImageError
+from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.core.fs import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
 #: Suffixes whose formats can hold more than 8 bits per sample (read with OpenCV first).

@@ -13,10 +13,23 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputImageError
-from .base import Runner
-from .image_io import IMAGE_SUFFIXES, LoadedImage, list_images, read_image, render_output, write_image
-from .video_io import VIDEO_SUFFIXES, VideoWriter, is_video, iter_video_batches, open_video
+from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.core.runner import Runner
+from hdm_deploy.runtime.image_io import (
+    IMAGE_SUFFIXES,
+    LoadedImage,
+    list_images,
+    read_image,
+    render_output,
+    write_image,
+)
+from hdm_deploy.runtime.video_io import (
+    VIDEO_SUFFIXES,
+    VideoWriter,
+    is_video,
+    iter_video_batches,
+    open_video,
+)
 
 #: progress(advance, total) — total is None while unknown.
 Progress = Callable[[int, int | None], None]

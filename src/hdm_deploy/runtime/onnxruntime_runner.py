@@ -15,8 +15,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import HdmDeployError, InputImageError, ModelFormatError, first_line
-from .base import Prediction, Runner, check_max_pixels, quantize
+from hdm_deploy.core.errors import HdmDeployError, InputImageError, ModelFormatError, first_line
+from hdm_deploy.core.runner import Prediction, Runner, check_max_pixels, quantize
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -34,7 +34,7 @@ def _ort():
 
 def default_providers(device: str | None = None) -> list[str]:
     """CUDA (then CPU) when the CUDA EP is installed, else CPU; ``device='cpu'|'cuda'`` forces one."""
-    from . import device_for
+    from hdm_deploy.core.device import device_for
 
     device = device_for("onnx", device)  # HdmDeployError for an unknown device
     available = _ort().get_available_providers()
@@ -68,9 +68,9 @@ class OnnxRuntimeRunner(Runner):
         super().__init__(model_path)
         import onnx
 
-        from ..export import _graph
-        from ..export.flavours import convert_deform, detect_flavour
-        from ..export.metadata import io_kind
+        from hdm_deploy.graph import onnx_io as _graph
+        from hdm_deploy.graph.flavours import convert_deform, detect_flavour
+        from hdm_deploy.graph.metadata import io_kind
 
         ort = _ort()
         path = Path(model_path)

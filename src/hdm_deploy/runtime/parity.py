@@ -1,7 +1,7 @@
 """Parity between a model and a reference: comparisons, reports (rich table, JSON, JUnit), heatmaps.
 
 Torch-free: the reference is a golden bundle (``model.golden.npz``, see
-:mod:`hdm_deploy.export.golden`) or any model file that :func:`hdm_deploy.runtime.load_runner`
+:mod:`hdm_deploy.graph.golden`) or any model file that :func:`hdm_deploy.runtime.load_runner`
 opens (a checkpoint then needs PyTorch, imported lazily by the torch runner).
 
 Per case (one batch of frames) we report
@@ -30,9 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from .._fs import atomic_write_bytes, atomic_write_text
-from ..errors import InputImageError, ParityError
-from .base import Prediction, Runner
+from hdm_deploy.core.errors import InputImageError, ModelFormatError, ParityError
+from hdm_deploy.core.fs import atomic_write_bytes, atomic_write_text
+from hdm_deploy.core.photos import golden_cases
+from hdm_deploy.core.runner import Prediction, Runner
+from hdm_deploy.graph.golden import GoldenBundle, golden_path_for, load_golden
 
 THRESHOLD_HINT = "raise the tolerance only if the difference is understood; --heatmap DIR shows where it is"
 
@@ -123,6 +125,34 @@ class ParityReport:
 
 
 # ---- metrics ---------------------------------------------------------------------------------
+
+
+def default_golden_for(model_path: str | os.PathLike) -> Path:
+    """The golden bundle ``parity`` uses by default: ``STEM.golden.npz`` beside the model, else the one
+    the model names — ONNX metadata ``golden`` (kept by ``convert``), or an engine sidecar's copy of it —
+    so ``model.plugin.onnx`` and ``model.engine`` find ``model.golden.npz``. Returns the first candidate
+    that exists, else ``STEM.golden.npz`` (for the error message)."""
+    p = Path(model_path)
+    own = golden_path_for(p)
+    if own.is_file() or not p.is_file():
+        return own
+    named = None
+    try:
+        if p.suffix == ".onnx":
+            from hdm_deploy.graph import onnx_io as _graph
+
+            model = _graph.load(p, external_data=False)
+            named = {m.key: m.value for m in model.metadata_props}.get("golden")
+        elif p.suffix in (".engine", ".plan"):
+            from hdm_deploy.tensorrt.sidecar import read_sidecar
+
+            sidecar = read_sidecar(p, required=False)
+            named = sidecar.model_metadata.get("golden") if sidecar else None
+    except ModelFormatError:
+        return own
+    if named and (p.parent / Path(named).name).is_file():
+        return p.parent / Path(named).name
+    return own
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
@@ -239,7 +269,7 @@ def _prediction_of(case) -> Prediction:
 
 def image_cases(directory: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     """(file name, uint8 [1,H,W,3]) for every image in a folder (read like ``infer`` reads them)."""
-    from .image_io import IMAGE_SUFFIXES, list_images, read_image
+    from hdm_deploy.runtime.image_io import IMAGE_SUFFIXES, list_images, read_image
 
     directory = Path(directory)
     if directory.is_file():
@@ -263,10 +293,9 @@ def check_parity(
 ) -> ParityReport:
     """Run ``runner`` on the cases and compare with ``reference``.
 
-    ``reference`` is a :class:`~hdm_deploy.export.golden.GoldenBundle` (its inputs are the cases) or a
+    ``reference`` is a :class:`~hdm_deploy.graph.golden.GoldenBundle` (its inputs are the cases) or a
     Runner (then ``cases`` default to the bundled golden photographs).
     """
-    from ..export.golden import GoldenBundle, golden_cases
 
     is_bundle = isinstance(reference, GoldenBundle)
     if is_bundle:
@@ -320,8 +349,7 @@ def run_parity(
     progress: Any = None,
 ) -> ParityReport:
     """``hdm-deploy parity``: open both sides, compare, return the report (does not raise)."""
-    from ..export.golden import load_golden
-    from . import load_runner
+    from hdm_deploy.runtime import load_runner
 
     ref_path = Path(reference)
     bundle = load_golden(ref_path) if ref_path.suffix.lower() == ".npz" else None

@@ -10,8 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .._fs import discard, temp_path_beside
-from ..errors import InputImageError
+from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.core.fs import discard, temp_path_beside
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".m4v", ".webm")
 #: FourCC per output container; mp4v is the codec every OpenCV build can write.

@@ -1,0 +1,3 @@
+from hdm_deploy.cli.commands import main
+
+main()

@@ -1,0 +1,140 @@
+"""One interface for every backend (PyTorch, ONNX Runtime, TensorRT).
+
+A runner takes a batch of RGB uint8 frames ``[N, H, W, 3]`` of any size and returns the enhanced
+frames in the same layout, plus the float output and the DCP masks when the backend exposes them
+(parity checks use both). This module, like all of ``runtime/``, never imports torch: Jetsons
+often have none, and an engine or ONNX file must run without it.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hdm_deploy.core.errors import InputImageError, ModelFormatError
+
+#: Smallest frame side the pipeline accepts: two stride-2 convs and the ÷4 DCP resize need 4 px.
+MIN_SIDE = 4
+
+TORCH_SUFFIXES = (".pk", ".pt", ".pth")
+ONNX_SUFFIXES = (".onnx",)
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+@dataclass
+class Prediction:
+    """What a runner returns for a batch of N frames."""
+
+    image: np.ndarray  #: uint8 [N, H, W, 3] RGB
+    image_float: np.ndarray | None = None  #: float32 [N, 3, H, W] in [0, 1], before quantisation
+    masks: np.ndarray | None = None  #: float32 [N, 5, 1, Hp/4, Wp/4] (Hp, Wp: padded to multiples of 4)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def check_frames(frames: np.ndarray) -> np.ndarray:
+    """Validate a uint8 [N,H,W,3] batch (a single [H,W,3] frame is promoted) with a clear error."""
+    frames = np.asarray(frames)
+    if frames.ndim == 3:
+        frames = frames[None]
+    if frames.ndim != 4 or frames.shape[-1] != 3:
+        raise InputImageError(
+            f"expected RGB frames shaped [N, H, W, 3], got {list(frames.shape)}",
+            "convert grey/RGBA images with hdm_deploy.runtime.image_io.read_image first",
+        )
+    if frames.dtype != np.uint8:
+        raise InputImageError(
+            f"expected uint8 frames, got {frames.dtype}", "scale to 0..255 and cast to uint8"
+        )
+    n, h, w, _ = frames.shape
+    if n == 0:
+        raise InputImageError("empty batch")
+    if h < MIN_SIDE or w < MIN_SIDE:
+        raise InputImageError(
+            f"image {w}×{h} is too small: HDM needs at least {MIN_SIDE}×{MIN_SIDE} pixels",
+            "upscale the image or skip it",
+        )
+    return np.ascontiguousarray(frames)
+
+
+def check_max_pixels(
+    frames: np.ndarray | Sequence[int],
+    max_pixels: int | str | None,
+    *,
+    what: str = "frame",
+    fix: str = "downscale the input",
+) -> None:
+    """Refuse frames whose padded size exceeds what an exported graph's DCP function supports.
+
+    The exported DCP subroutine finds the atmospheric-light quantile with a TopK of constant K
+    (TensorRT needs one), sized at export time for ``max_pixels`` padded pixels (metadata
+    ``max_pixels``); a larger frame would get a wrong atmospheric light, so it is an error.
+
+    ``frames`` is a batch ``[N, H, W, 3]`` or just its size ``(N, H, W)`` (the engine builder checks
+    a profile's largest shape); ``what`` names it and ``fix`` is the second remedy in the hint.
+    """
+    limit = int(max_pixels or 0)
+    if not limit:
+        return
+    dims = frames.shape if isinstance(frames, np.ndarray) else tuple(frames)
+    h, w = int(dims[1]), int(dims[2])
+    padded = (-(-h // 4) * 4) * (-(-w // 4) * 4)
+    if padded > limit:
+        raise InputImageError(
+            f"{what} {w}×{h} is larger than this model supports ({limit} pixels after padding to ×4)",
+            f"re-export with a larger --max-size (e.g. --max-size 7680x4320), or {fix}",
+        )
+
+
+def quantize(image_float: np.ndarray) -> np.ndarray:
+    """float [N,3,H,W] in [0,1] → uint8 [N,H,W,3]; round half to even, like ONNX ``Round``/``torch.round``."""
+    q = np.rint(np.clip(image_float, 0.0, 1.0) * np.float32(255.0))
+    return np.ascontiguousarray(q.astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+class Runner(abc.ABC):
+    """A loaded model that enhances frames. Use as a context manager to release device memory."""
+
+    backend: str = "?"
+
+    def __init__(self, model_path: str | Path | None):
+        self.model_path = Path(model_path) if model_path is not None else None
+
+    @abc.abstractmethod
+    def run(self, frames: np.ndarray) -> Prediction:
+        """Enhance uint8 RGB frames [N,H,W,3] (all the same size)."""
+
+    def __call__(self, frames: np.ndarray) -> Prediction:
+        return self.run(check_frames(frames))
+
+    def describe(self) -> dict[str, Any]:
+        """Facts for reports and tables: backend, device/provider, precision, model file."""
+        return {"backend": self.backend, "model": str(self.model_path) if self.model_path else None}
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release sessions, engines and device buffers."""
+
+    def __enter__(self) -> Runner:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def model_kind(path: str | Path) -> str:
+    """'torch' | 'onnx' | 'engine' by suffix, with a clear error for anything else."""
+    suffix = Path(path).suffix.lower()
+    if suffix in TORCH_SUFFIXES:
+        return "torch"
+    if suffix in ONNX_SUFFIXES:
+        return "onnx"
+    if suffix in ENGINE_SUFFIXES:
+        return "engine"
+    raise ModelFormatError(
+        f"unknown model file type '{suffix}' ({path})",
+        f"use a PyTorch checkpoint {TORCH_SUFFIXES}, an ONNX model {ONNX_SUFFIXES} or a TensorRT engine {ENGINE_SUFFIXES}",
+    )

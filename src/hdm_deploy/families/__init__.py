@@ -1,0 +1,1 @@
+"""Model families, one folder each (``hdm/``); :mod:`.registry` finds them."""

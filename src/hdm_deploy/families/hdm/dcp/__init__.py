@@ -1,0 +1,1 @@
+"""HDM's dark-channel-prior region masks: reference (numpy/OpenCV), torch and ONNX implementations."""

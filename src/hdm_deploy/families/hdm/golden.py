@@ -1,0 +1,44 @@
+"""HDM's golden bundle: the PyTorch pipeline (torch DCP masks) on the bundled photographs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from hdm_deploy.core.photos import PHOTOS, golden_cases
+from hdm_deploy.graph.golden import GoldenBundle, GoldenCase, default_tolerances
+
+
+def make_golden(
+    model,
+    dcp_impl=None,
+    cases: list[tuple[str, np.ndarray]] | None = None,
+    *,
+    precision: str = "fp32",
+    provenance: dict[str, Any] | None = None,
+) -> GoldenBundle:
+    """Run the PyTorch pipeline (``models.pipeline.enhance`` with the torch DCP masks) on the cases."""
+    import torch
+
+    from hdm_deploy.families.hdm.dcp.export_op import default_impl
+    from hdm_deploy.families.hdm.pipeline import enhance
+    from hdm_deploy.runtime.image_io import pad_to_multiple
+
+    impl = dcp_impl or default_impl()
+    out = []
+    for name, frames in cases if cases is not None else golden_cases():
+        padded, _ = pad_to_multiple(frames, 4)
+        with torch.inference_mode():
+            masks = impl.torch_fn(torch.from_numpy(np.ascontiguousarray(padded)).permute(0, 3, 1, 2))
+        pred = enhance(model, frames, masks=masks)
+        out.append(GoldenCase(name, frames, pred.image, pred.image_float, pred.masks))
+    manifest = {
+        "tolerances": default_tolerances(precision),
+        "reference": "PyTorch HDM (hdm_deploy.models.pipeline.enhance) with torch DCP masks",
+        "dcp": impl.name,
+        "torch": torch.__version__,
+        "photos": {k: v[1] for k, v in PHOTOS.items()},
+        **(provenance or {}),
+    }
+    return GoldenBundle(manifest, out)

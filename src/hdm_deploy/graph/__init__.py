@@ -1,0 +1,2 @@
+"""Torch-free ONNX graph work: loading/saving, metadata, DeformConv flavours, opset lowering,
+precision policy and the golden-bundle format."""

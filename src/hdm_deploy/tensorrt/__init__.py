@@ -1,0 +1,1 @@
+"""TensorRT: engine building and running (on Polygraphy), profiles, sidecars, op support, plugins."""
