@@ -467,7 +467,7 @@ def check_model(
     Walks the main graph and the bodies of local functions, applying :data:`RULES` in order.
     ``plugin_available``: whether ``libhdm_deploy_plugins.so`` was found (``None``: unknown → info only).
     ``use_parser``: also ask the installed TensorRT's parser (:func:`parser_support`; raises
-    :class:`~hdm_deploy.errors.TensorRTUnavailableError` without TensorRT).
+    :class:`~hdm_deploy.core.errors.TensorRTUnavailableError` without TensorRT).
     """
     key = nearest_known(trt_version)
     functions = {(f.domain, f.name): f for f in model.functions}
@@ -541,7 +541,7 @@ def parser_support(model) -> ParserSupport:
     """Ask the installed TensorRT's ONNX parser whether it imports ``model`` (bytes or ``ModelProto``).
 
     Uses ``supports_model_v2`` (TensorRT ≥ 10.1) or ``supports_model``; needs TensorRT (and, for the
-    builder, a CUDA device). Raises :class:`~hdm_deploy.errors.TensorRTUnavailableError` without it.
+    builder, a CUDA device). Raises :class:`~hdm_deploy.core.errors.TensorRTUnavailableError` without it.
     """
     try:
         import tensorrt as trt
