@@ -21,7 +21,7 @@ from hdm_deploy.plugins import (
     native_library,
     plugin_selftest,
 )
-from hdm_deploy.plugins._build import CSRC_DIR, _find_nvcc, normalize_archs
+from hdm_deploy.plugins._build import CSRC_DIR, _find_nvcc, normalize_archs, trt_adapter_sources
 
 NVCC = _find_nvcc()
 needs_nvcc = pytest.mark.skipif(NVCC is None, reason="nvcc (CUDA toolkit) not installed")
@@ -196,7 +196,7 @@ def _cuda_include() -> Path | None:
 
 
 def test_tensorrt_adapters_against_mock_tensorrt(tmp_path):
-    """Compile trt_plugin.cpp against whatever TensorRT headers this machine has (TENSORRT_ROOT or a
+    """Compile the TensorRT adapter (trt_plugin_v2.cpp or _v3.cpp + trt_plugin_common.cpp) against whatever TensorRT headers this machine has (TENSORRT_ROOT or a
     system install) and run it inside a mock TensorRT (registry, expression builder, stub launch):
     registration paths, field parsing, symbolic output shapes, formats, V2 serialization / V3 field
     round trips, enqueue argument checks. No GPU or libnvinfer needed."""
@@ -218,10 +218,12 @@ def test_tensorrt_adapters_against_mock_tensorrt(tmp_path):
         f"-I{CSRC_DIR}",
     ]
     flags += [f"-isystem{include}", f"-isystem{cuda_inc}"]
+    version_h = (include / "NvInferVersion.h").read_text()
+    major = re.search(r"#define (?:NV_TENSORRT_MAJOR|TRT_MAJOR_ENTERPRISE) +(\d+)", version_h)
+    assert major, f"no TensorRT major in {include / 'NvInferVersion.h'}"
     sources = [
         CSRC_DIR / "testing" / "trt_mock_harness.cpp",
-        CSRC_DIR / "trt_plugin.cpp",
-        CSRC_DIR / "core_api.cpp",
+        *(CSRC_DIR / s for s in trt_adapter_sources(int(major.group(1)))),
     ]
     build = subprocess.run(
         [cxx, *flags, *map(str, sources), "-rdynamic", "-ldl", "-pthread", "-o", str(exe)],

@@ -12,6 +12,8 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import platform as _platform
+import re
 import shutil
 import subprocess
 from collections.abc import Callable, Iterable, Sequence
@@ -33,6 +35,8 @@ CPU_FLAGS = (
     "-fvisibility=hidden",
     '-DHDM_BUILD_KIND="cpu"',
 )
+TRT_COMMON_SOURCES = ("trt_plugin_common.cpp", "core_api.cpp")
+MIN_CMAKE = (3, 18)
 ENV_PLUGIN_LIB = PLUGIN_LIB_ENV
 ENV_CACHE_DIR = "HDM_DEPLOY_CACHE_DIR"
 
@@ -118,6 +122,92 @@ def build_cpu_library(force: bool = False, cache_dir: str | os.PathLike | None =
 # ---- the CUDA/TensorRT plugin ----------------------------------------------------------------
 
 
+def trt_adapter_sources(trt_major: int) -> tuple[str, ...]:
+    """The ``csrc/`` sources of the TensorRT adapter for a TensorRT major version, as CMake picks them:
+    ``trt_plugin_v2.cpp`` (IPluginV2DynamicExt) for 8.x, ``trt_plugin_v3.cpp`` (IPluginV3) for >= 10."""
+    if trt_major < 8:
+        raise PluginBuildError(f"TensorRT {trt_major} is not supported", hint="TensorRT >= 8.5 is required")
+    adapter = "trt_plugin_v3.cpp" if trt_major >= 10 else "trt_plugin_v2.cpp"
+    return (adapter, *TRT_COMMON_SOURCES)
+
+
+@dataclasses.dataclass(frozen=True)
+class PlatformInfo:
+    """What ``plugins/cmake/HdmPlatform.cmake`` decides (this is its Python mirror)."""
+
+    kind: str  # x86_64 | sbsa | jetson | other
+    soc: str  # xavier | orin | thor | unknown (Jetson), "" otherwise
+    source: str  # what the decision was read from
+
+    @property
+    def name(self) -> str:
+        return f"jetson-{self.soc}" if self.kind == "jetson" else self.kind
+
+
+_TEGRA_SOCS = {"nvidia,tegra194": "xavier", "nvidia,tegra234": "orin", "nvidia,tegra264": "thor"}
+
+
+def detect_platform(root: str | os.PathLike = "/", machine: str | None = None) -> PlatformInfo:
+    """Jetson from ``/proc/device-tree/compatible`` (nvidia,tegra194/234/264 = Xavier/Orin/Thor), else
+    ``/etc/nv_tegra_release``, else ``/usr/lib/aarch64-linux-gnu/tegra``; any other aarch64 is an SBSA
+    server (GH200, GB200, GB10). ``root`` lets tests point at a fake file system."""
+    base = Path(root)
+    proc = (machine or _platform.machine()).lower()
+    if proc in ("x86_64", "amd64"):
+        return PlatformInfo("x86_64", "", f"processor {proc}")
+    if proc not in ("aarch64", "arm64"):
+        return PlatformInfo("other", "", f"processor {proc}")
+    compat_file = base / "proc/device-tree/compatible"
+    compat: list[str] = []
+    with contextlib.suppress(OSError):
+        compat = [c for c in compat_file.read_bytes().decode("ascii", "replace").split("\0") if c]
+    tegra = ""
+    for c in compat:
+        if c.startswith("nvidia,tegra"):
+            tegra = c
+            if c in _TEGRA_SOCS:
+                break
+    if tegra:
+        return PlatformInfo(
+            "jetson", _TEGRA_SOCS.get(tegra, "unknown"), f"/proc/device-tree/compatible: {tegra}"
+        )
+    if (base / "etc/nv_tegra_release").exists():
+        return PlatformInfo("jetson", "unknown", "/etc/nv_tegra_release")
+    if (base / "usr/lib/aarch64-linux-gnu/tegra").is_dir():
+        return PlatformInfo("jetson", "unknown", "/usr/lib/aarch64-linux-gnu/tegra")
+    return PlatformInfo(
+        "sbsa",
+        "",
+        "aarch64 without /proc/device-tree nvidia,tegra, /etc/nv_tegra_release or /usr/lib/aarch64-linux-gnu/tegra",
+    )
+
+
+def default_cuda_archs(platform: PlatformInfo, cuda_major: int) -> tuple[str, ...]:
+    """Default architectures before filtering by what nvcc supports (``hdm_default_archs`` in CMake).
+    Raises :class:`PluginBuildError` where the platform cannot be served by this CUDA major."""
+    if platform.kind == "jetson":
+        if platform.soc == "xavier":
+            if cuda_major >= 13:
+                raise PluginBuildError(
+                    f"Jetson Xavier (sm_72) needs CUDA <= 12 - JetPack 5 ships CUDA 11.4; CUDA {cuda_major} dropped sm_72",
+                    hint="use JetPack 5's nvcc (CUDA 11.4)",
+                )
+            return ("72",)
+        if platform.soc == "orin":
+            return ("87",)
+        if platform.soc == "thor":
+            if cuda_major < 13:
+                raise PluginBuildError(
+                    f"Jetson Thor (sm_110) needs CUDA >= 13 (JetPack 7); this nvcc is CUDA {cuda_major}",
+                    hint="use JetPack 7's nvcc (CUDA 13)",
+                )
+            return ("110",)
+        if cuda_major < 12:
+            return ("72", "87")
+        return ("87",) if cuda_major < 13 else ("87", "110")
+    return ("75", "80", "86", "89", "90", "100", "120")
+
+
 @dataclasses.dataclass(frozen=True)
 class PluginBuildResult:
     library: Path
@@ -126,10 +216,16 @@ class PluginBuildResult:
     cuda_version: str
     tensorrt_version: str | None  # None: built without TensorRT headers (kernels only)
     tensorrt_include: str | None
+    platform: str | None = None  # x86_64 | sbsa | jetson-<soc> (cmake/HdmPlatform.cmake)
+    platform_source: str | None = None  # what the platform was detected from
 
     @property
     def has_tensorrt(self) -> bool:
         return self.tensorrt_version is not None
+
+    def platform_line(self) -> str:
+        """``platform jetson-orin (from /proc/device-tree/compatible: nvidia,tegra234)`` for the CLI."""
+        return f"platform {self.platform or 'unknown'} (from {self.platform_source or 'unknown'})"
 
 
 def normalize_archs(cuda_archs: str | int | Iterable[str | int] | None) -> tuple[str, ...]:
@@ -187,6 +283,27 @@ def _parse_build_info(path: Path) -> dict[str, str]:
     return info
 
 
+def _cmake_version(cmake: str) -> tuple[int, ...] | None:
+    try:
+        out = subprocess.run(
+            [cmake, "--version"], capture_output=True, text=True, check=False, timeout=60
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+    m = re.search(r"version (\d+)\.(\d+)", out)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def _tensorrt_headers_under(root: Path) -> Path | None:
+    """The directory holding NvInfer.h under a TensorRT root (as CMake searches it), else None."""
+    arch = f"{_platform.machine()}-linux-gnu"
+    for d in (root, root / "include", root / "include" / arch, root / arch):
+        if (d / "NvInfer.h").is_file():
+            return d
+    return None
+
+
 def build_plugin(
     build_dir: str | os.PathLike | None = None,
     cuda_archs: str | int | Sequence[str | int] | None = None,
@@ -198,18 +315,51 @@ def build_plugin(
     with_tensorrt: bool = True,
     cmake_args: Sequence[str] = (),
     log: Callable[[str], None] | None = None,
+    kernels_only: bool = False,
+    require_tensorrt: bool | None = None,
 ) -> PluginBuildResult:
     """Configure and build ``libhdm_deploy_plugins.so`` with CMake.
 
-    ``cuda_archs`` default per platform (see ``plugins/CMakeLists.txt``); ``tensorrt_root`` (or env
+    ``cuda_archs`` default per platform (``plugins/cmake/HdmPlatform.cmake``); ``tensorrt_root`` (or env
     ``TENSORRT_ROOT``) points at a TensorRT install whose ``include/NvInfer.h`` selects the plugin
-    interface (V2 for TensorRT 8.x, V3 for >= 10). Without TensorRT headers the kernels are built alone.
-    ``output_dir``: also copy the library there (atomically). ``log`` receives build output lines.
+    interface (V2 for TensorRT 8.x, V3 for >= 10).
+
+    TensorRT headers: ``kernels_only=True`` (or the older ``with_tensorrt=False``) builds the CUDA kernels
+    alone, on request. ``require_tensorrt=True`` fails with :class:`PluginBuildError` when no
+    ``NvInfer.h`` is found; the default (``None``) requires them whenever a TensorRT root was given
+    (``tensorrt_root`` or env ``TENSORRT_ROOT``), and otherwise keeps the old behaviour (kernels only,
+    with a CMake warning). ``output_dir``: also copy the library there (atomically). ``log`` receives
+    build output lines.
     """
+    if kernels_only:
+        with_tensorrt = False
+    env_root = os.environ.get("TENSORRT_ROOT") or None
+    if require_tensorrt is None:
+        require_tensorrt = with_tensorrt and (tensorrt_root is not None or env_root is not None)
+    if require_tensorrt and not with_tensorrt:
+        raise PluginBuildError(
+            "the TensorRT plugin was required and a kernels-only build requested at the same time",
+            hint="drop kernels_only / with_tensorrt=False, or require_tensorrt",
+        )
+    root = tensorrt_root if tensorrt_root is not None else env_root
+    if require_tensorrt and root is not None:
+        root_path = Path(root).expanduser()
+        if _tensorrt_headers_under(root_path) is None:
+            raise PluginBuildError(
+                f"no TensorRT headers (NvInfer.h) under {root_path}",
+                hint="point --tensorrt-root at a TensorRT with include/NvInfer.h (libnvinfer-dev, JetPack, "
+                "a TensorRT tar/zip), or build the CUDA kernels alone with --kernels-only",
+            )
     cmake = shutil.which("cmake")
     if cmake is None:
         raise PluginBuildError(
             "cmake not found", hint="install CMake >= 3.18 (`pip install cmake` or `apt-get install cmake`)"
+        )
+    version = _cmake_version(cmake)
+    if version is not None and version < MIN_CMAKE:
+        raise PluginBuildError(
+            f"CMake {version[0]}.{version[1]} is too old (the plugin needs >= 3.18; JetPack 5.1 ships 3.16)",
+            hint="`pip install cmake` (then make sure its cmake comes first on PATH)",
         )
     nvcc = _find_nvcc()
     if nvcc is None:
@@ -229,6 +379,7 @@ def build_plugin(
         f"-DCMAKE_BUILD_TYPE={build_type}",
         f"-DCMAKE_CUDA_COMPILER={nvcc}",
         f"-DHDM_WITH_TENSORRT={'ON' if with_tensorrt else 'OFF'}",
+        f"-DHDM_REQUIRE_TENSORRT={'ON' if require_tensorrt else 'OFF'}",
         f"-DHDM_CUDA_ARCHS={';'.join(archs)}",
     ]
     if not (bdir / "CMakeCache.txt").exists() and shutil.which("ninja"):
@@ -248,7 +399,9 @@ def build_plugin(
                 log(line)
         if proc.returncode != 0:
             hint = "see the CMake output above; pass --cuda-arch for your GPU (e.g. 87 for Orin)"
-            if "cannot compile for sm_" in output:
+            if "TensorRT headers" in output and "not found" in output:
+                hint = "point --tensorrt-root at a TensorRT with include/NvInfer.h, or use --kernels-only"
+            elif "cannot compile for sm_" in output or "needs CUDA" in output:
                 hint = (
                     "choose an architecture your nvcc supports (sm_72 needs CUDA <= 12, sm_110 needs CUDA 13)"
                 )
@@ -269,6 +422,11 @@ def build_plugin(
             shutil.copymode(library, tmp)  # mkstemp creates 0600; keep the library's 0755
         library = dest
     trt = info.get("tensorrt_version", "none")
+    if require_tensorrt and trt in ("", "none"):
+        raise PluginBuildError(
+            "CMake built the kernels without the TensorRT plugin although TensorRT was required",
+            hint="re-run with a clean --build-dir and --tensorrt-root",
+        )
     return PluginBuildResult(
         library=library,
         build_dir=bdir,
@@ -276,6 +434,8 @@ def build_plugin(
         cuda_version=info.get("cuda_version", "unknown"),
         tensorrt_version=None if trt in ("", "none") else trt,
         tensorrt_include=info.get("tensorrt_include") or None,
+        platform=info.get("platform") or None,
+        platform_source=info.get("platform_source") or None,
     )
 
 
@@ -285,6 +445,7 @@ def build_plugin_cached(
     *,
     with_tensorrt: bool = True,
     log: Callable[[str], None] | None = None,
+    kernels_only: bool = False,
 ) -> PluginBuildResult:
     """:func:`build_plugin` into a cache directory keyed by architectures, TensorRT root and sources
     (an unchanged tree rebuilds incrementally in about a second). Used by the GPU tests and benchmark."""
@@ -294,6 +455,7 @@ def build_plugin_cached(
         if tensorrt_root is not None
         else os.environ.get("TENSORRT_ROOT", "")
     )
+    with_tensorrt = with_tensorrt and not kernels_only
     key = source_digest(f"{archs}|{trt}|{with_tensorrt}")[:16]
     return build_plugin(
         cache_root() / "plugin-cached" / f"sm{'_'.join(archs)}-{key}",

@@ -66,6 +66,9 @@ HDM_EXPORT int32_t hdm_deform_conv_cuda(int32_t const* attrs, int32_t nb_inputs,
 // with the process's TensorRT plugin registry. `logger` is an nvinfer1::ILogger* or NULL; `ns` must be
 // NULL, "" or "hdm_deploy". Idempotent; returns true when the creator is registered.
 HDM_EXPORT bool initHdmDeployPlugins(void* logger, char const* ns);
+// What the load-time registration decided ("registered: ...", "deferred: ...", "withdrawn: ...",
+// "none: ..."; see trt_plugin_common.cpp). HDM_DEPLOY_PLUGIN_DEBUG=1 prints it when the library loads.
+HDM_EXPORT char const* hdm_deploy_plugin_registration(void);
 
 #ifdef __cplusplus
 }

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// trt_mock_harness.cpp - drives the TensorRT adapters (trt_plugin.cpp) through mock TensorRT objects
+// trt_mock_harness.cpp - drives the TensorRT adapter (trt_plugin_v2.cpp or _v3.cpp + trt_plugin_common.cpp)
+// through mock TensorRT objects
 // written against the real TensorRT headers: a plugin registry exported as getPluginRegistry (found by
 // the library's dlsym), IExprBuilder/IDimensionExpr that evaluate integers, and a stub kernel launch.
 // Needs TensorRT headers only - no GPU, no libnvinfer. Build (see tests/test_plugin_build.py):
 //   g++ -std=c++17 -DHDM_WITH_TENSORRT -I<csrc> -isystem<trt>/include -isystem<cuda>/include \
-//       trt_mock_harness.cpp ../trt_plugin.cpp ../core_api.cpp -rdynamic -ldl -pthread -o harness
+//       trt_mock_harness.cpp ../trt_plugin_v3.cpp (8.x: ../trt_plugin_v2.cpp) ../trt_plugin_common.cpp \
+//       ../core_api.cpp -rdynamic -ldl -pthread -o harness   (the harness first: its registry is constructed
+//       before the library's load-time registration runs)
 // Exit status 0 when every check passes.
 #include <NvInfer.h>
 #include <NvInferVersion.h>
