@@ -135,8 +135,8 @@ def test_build_plugin_without_cmake_is_a_clear_error(tmp_path, monkeypatch):
 @needs_nvcc
 @pytest.mark.skipif(shutil.which("cmake") is None, reason="cmake not installed")
 def test_build_plugin_cli_kernels_only(tmp_path, monkeypatch):
-    """`hdm-deploy build-plugin` end to end for one architecture. Without TensorRT headers it builds
-    the kernels only and says so; the library's C API (decisions, selftest) then loads via ctypes."""
+    """`hdm-deploy build-plugin --kernels-only` end to end for one architecture: it builds the kernels
+    only and says so; the library's C API (decisions, selftest) then loads via ctypes."""
     from typer.testing import CliRunner
 
     from hdm_deploy.cli import app
@@ -153,6 +153,7 @@ def test_build_plugin_cli_kernels_only(tmp_path, monkeypatch):
             str(tmp_path / "b"),
             "-o",
             str(tmp_path / "out"),
+            "--kernels-only",
         ],
     )
     assert res.exit_code == 0, res.output + repr(res.exception)
@@ -233,3 +234,30 @@ def test_tensorrt_adapters_against_mock_tensorrt(tmp_path):
     run = subprocess.run([str(exe)], capture_output=True, text=True, check=False, timeout=120)
     assert run.returncode == 0, run.stdout[-3000:]
     assert "ALL OK" in run.stdout
+
+
+def test_build_plugin_cli_without_headers_fails_unless_kernels_only(tmp_path, monkeypatch):
+    """Asked for the TensorRT plugin (the default) with a root that has no NvInfer.h: exit 3 (the
+    environment), one line naming --kernels-only, nothing built."""
+    from typer.testing import CliRunner
+
+    from hdm_deploy.cli import app
+
+    monkeypatch.delenv("TENSORRT_ROOT", raising=False)
+    empty = tmp_path / "trt"
+    empty.mkdir()
+    res = CliRunner().invoke(
+        app,
+        [
+            "build-plugin",
+            "--cuda-arch",
+            "87",
+            "--build-dir",
+            str(tmp_path / "b"),
+            "--tensorrt-root",
+            str(empty),
+        ],
+    )
+    assert res.exit_code == 3, res.output
+    assert "--kernels-only" in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "b" / PLUGIN_LIB_NAME).exists()

@@ -490,6 +490,13 @@ def build_plugin_cmd(
         Path | None,
         typer.Option("--build-dir", help="CMake build directory (default: the hdm_deploy cache)."),
     ] = None,
+    kernels_only: Annotated[
+        bool,
+        typer.Option(
+            "--kernels-only",
+            help="Build only the CUDA kernels (no TensorRT plugin); without it, missing headers fail.",
+        ),
+    ] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the CMake output.")] = False,
 ) -> None:
     """Build the HdmDeformConv CUDA kernels and TensorRT plugin library with CMake."""
@@ -502,11 +509,14 @@ def build_plugin_cmd(
             tensorrt_root,
             output_dir=output,
             log=(lambda line: console.print(line, markup=False, highlight=False)) if verbose else None,
+            kernels_only=kernels_only,
+            require_tensorrt=not kernels_only,
         )
+    console.print(result.platform_line(), highlight=False)
     trt = (
         f"TensorRT {result.tensorrt_version} ({'IPluginV3' if int(result.tensorrt_version.split('.')[0]) >= 10 else 'IPluginV2DynamicExt'})"
         if result.tensorrt_version
-        else "[yellow]no TensorRT headers found: kernels only, no plugin registered[/] (pass --tensorrt-root)"
+        else "[yellow]kernels only (--kernels-only): no TensorRT plugin built[/]"
     )
     console.print(f"CUDA {result.cuda_version}, sm_{', sm_'.join(result.cuda_archs)}; {trt}")
     out.print(f"[bold green]plugin library:[/] {result.library}", highlight=False)
