@@ -56,8 +56,8 @@ def torch_reference(frames: np.ndarray):
     import torch
 
     from _dcp_standin import standin_masks
+    from hdm_deploy.core.runner import pad_to_multiple
     from hdm_deploy.families.hdm.pipeline import enhance
-    from hdm_deploy.runtime.image_io import pad_to_multiple
 
     padded, _ = pad_to_multiple(frames, 4)
     masks = standin_masks(torch.from_numpy(np.ascontiguousarray(padded)).permute(0, 3, 1, 2))

@@ -9,12 +9,12 @@ import pytest
 
 from hdm_deploy.core.errors import InputImageError
 from hdm_deploy.core.runner import Prediction, Runner
+from hdm_deploy.core.sizes import parse_size
 from hdm_deploy.runtime.bench import (
     BenchResult,
     bench_frames,
     bench_models,
     benchmark,
-    parse_size,
     render_table,
     write_json,
 )
@@ -37,7 +37,7 @@ class CountingRunner(Runner):
 def test_parse_size():
     assert parse_size("640x480") == (640, 480)
     assert parse_size(" 1280×720 ") == (1280, 720)
-    for bad in ("640", "axb", "2x2"):
+    for bad in ("640", "axb", "0x5", "1x2x3"):
         with pytest.raises(InputImageError):
             parse_size(bad)
 

@@ -17,6 +17,7 @@ from hdm_deploy.core.errors import (
     ShapeOutOfProfileError,
     TensorRTUnavailableError,
 )
+from hdm_deploy.core.sizes import parse_nhw
 from hdm_deploy.tensorrt.flags import (
     BuildConfigError,
     decide_flags,
@@ -32,7 +33,7 @@ from hdm_deploy.tensorrt.plugins import (
     find_plugin_library,
     model_needs_plugin,
 )
-from hdm_deploy.tensorrt.profiles import Profile, check_in_profile, compute_profile, parse_nhw
+from hdm_deploy.tensorrt.profiles import Profile, check_in_profile, compute_profile
 from hdm_deploy.tensorrt.sidecar import (
     RuntimeFacts,
     check_sidecar,
@@ -76,8 +77,9 @@ def test_profile_float_io_and_metadata_and_overrides():
 def test_profile_validation_and_roundtrip():
     with pytest.raises(ValueError, match="min ≤ opt ≤ max"):
         Profile("image", "NHWC", (1, 64, 64), (1, 32, 32), (1, 128, 128))
-    with pytest.raises(ValueError, match="≥ 4"):
-        Profile("image", "NHWC", (1, 2, 64), (1, 64, 64), (1, 128, 128))
+    # the smallest side comes from the model's frame contract (metadata min_side: HDM 4)
+    with pytest.raises(ValueError, match="≥ 4 for this model"):
+        compute_profile({"io": "uint8", "min_side": "4"}, min_shape="1x2x64")
     p = compute_profile({"io": "uint8"})
     assert Profile.from_dict(json.loads(json.dumps(p.as_dict()))) == p
 

@@ -103,7 +103,9 @@ def test_one_uint8_file_matches_torch_with_torch_masks(exports, name):
     pred = ort_prediction(str(exports["uint8"]), name)
     ref = torch_prediction(name, "torch")
     assert pred.image.shape == cases()[name].shape
-    res = compare(name, pred, ref, Thresholds(psnr_min=40, max_abs=None, identical_min=99.9, mask_min=100.0))
+    res = compare(
+        name, pred, ref, Thresholds(psnr_min=40, max_abs=None, identical_min=99.9, extras_min=100.0)
+    )
     assert res.passed, res
 
 
@@ -114,7 +116,7 @@ def test_float_output_within_2e_4_of_torch(exports, name):
     res = compare(
         name, ort_prediction(str(exports["float"]), name), torch_prediction(name, "torch"), Thresholds()
     )
-    assert res.max_abs <= 2e-4 and res.identical >= 99.9 and res.mask_agreement == 100.0, res
+    assert res.max_abs <= 2e-4 and res.identical >= 99.9 and res.extras_agreement["masks"] == 100.0, res
 
 
 @pytest.mark.parametrize("flavour", ["plugin", "decompose"])
@@ -128,7 +130,10 @@ def test_flavours_agree_with_the_standard_deformconv(exports, flavour):
         res = compare(
             name, ort_prediction(str(path), name), ort_prediction(str(exports["float"]), name), Thresholds()
         )
-        assert res.max_abs <= 2e-4 and res.identical >= 99.9 and res.mask_agreement == 100.0, (flavour, res)
+        assert res.max_abs <= 2e-4 and res.identical >= 99.9 and res.extras_agreement["masks"] == 100.0, (
+            flavour,
+            res,
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -139,6 +144,6 @@ def test_psnr_vs_published_pipeline_with_reference_masks(exports, name):
         name,
         ort_prediction(str(exports["float"]), name),
         torch_prediction(name, "reference"),
-        Thresholds(psnr_min=40.0, max_abs=None, identical_min=None, mask_min=None),
+        Thresholds(psnr_min=40.0, max_abs=None, identical_min=None, extras_min=None),
     )
     assert res.passed, res

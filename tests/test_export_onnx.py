@@ -88,7 +88,7 @@ def test_metadata():
 
 
 def test_dcp_sums_default_follows_the_target():
-    from hdm_deploy.export.exporter import default_dcp_sums
+    from hdm_deploy.families.hdm.export import default_dcp_sums
 
     assert default_dcp_sums("onnx", 19) == "cumsum"  # ONNX Runtime: CumSum is fastest
     assert default_dcp_sums("plugin", 19) == "doubling"  # TensorRT imports CumSum as a loop
@@ -124,13 +124,13 @@ def test_ort_matches_torch_pipeline_at_any_size(size):
         p8, pf = r8(frames), rf(frames)
     assert p8.image.shape == frames.shape and p8.image.dtype == np.uint8
     h, w = frames.shape[1:3]
-    assert p8.masks.shape == (2, 5, 1, -(-h // 4), -(-w // 4))
-    np.testing.assert_array_equal(p8.masks, ref.masks)
+    assert p8.extras["masks"].shape == (2, 5, 1, -(-h // 4), -(-w // 4))
+    np.testing.assert_array_equal(p8.extras["masks"], ref.extras["masks"])
     res8 = compare("u8", p8, ref)
     assert res8.identical >= 99.9, res8
     resf = compare("float", pf, ref)
     assert resf.max_abs <= 2e-4 and resf.identical >= 99.9, resf
-    np.testing.assert_array_equal(pf.masks, ref.masks)
+    np.testing.assert_array_equal(pf.extras["masks"], ref.extras["masks"])
 
 
 def test_one_file_any_batch_and_samples_are_independent():
@@ -140,7 +140,7 @@ def test_one_file_any_batch_and_samples_are_independent():
         singles = [runner(frames[i : i + 1]) for i in range(3)]
     for i, single in enumerate(singles):
         np.testing.assert_allclose(batch.image_float[i], single.image_float[0], atol=1e-6)
-        np.testing.assert_array_equal(batch.masks[i], single.masks[0])
+        np.testing.assert_array_equal(batch.extras["masks"][i], single.extras["masks"][0])
 
 
 def test_flavours_agree_on_the_exported_graph():
@@ -161,7 +161,10 @@ def test_flavours_agree_on_the_exported_graph():
         with OnnxRuntimeRunner(out) as r:
             pred = r(frames)
         res = compare(label, pred, ref)
-        assert res.max_abs <= 2e-4 and res.identical >= 99.9 and res.mask_agreement == 100.0, (label, res)
+        assert res.max_abs <= 2e-4 and res.identical >= 99.9 and res.extras_agreement["masks"] == 100.0, (
+            label,
+            res,
+        )
 
 
 def test_export_decompose_inlined_has_standard_ops_only():
@@ -196,7 +199,7 @@ def test_golden_bundle_beside_the_model():
         n, h, w, _ = case.input.shape
         assert case.enhanced.shape == case.input.shape and case.enhanced.dtype == np.uint8
         assert case.enhanced_float.shape == (n, 3, h, w)
-        assert case.masks.shape == (n, 5, 1, -(-h // 4), -(-w // 4))
+        assert case.extras["masks"].shape == (n, 5, 1, -(-h // 4), -(-w // 4))
     m = bundle.manifest
     assert m["tolerances"]["max_abs"] == 2e-4 and m["tolerances"]["identical_min"] == 99.9
     assert m["dcp"] == "test-standin" and "photos" in m and m["onnx_model"] == res.path.name
@@ -211,7 +214,7 @@ def test_export_from_checkpoint_records_its_hash(tmp_path):
     ckpt = save_checkpoint(small_model(), tmp_path / "small.pk")
     from hdm_deploy.export.exporter import _load_model
 
-    model, source = _load_model(ckpt, trust_checkpoint=False)
+    _family, model, source = _load_model(ckpt, trust_checkpoint=False)
     assert source["checkpoint_sha256"] == sha256_file(ckpt)
     proto = build_onnx(model, dcp=STANDIN, source=source, io="float")
     meta = {p.key: p.value for p in proto.metadata_props}
@@ -256,6 +259,6 @@ def test_opset_17_for_tensorrt_8_5_with_decompose_or_plugin():
         onnx.save(m, path)
         with OnnxRuntimeRunner(path) as runner:
             got = compare(label, runner(frames), ref)
-        assert got.max_abs <= 2e-4 and got.mask_agreement == 100.0, (label, got)
+        assert got.max_abs <= 2e-4 and got.extras_agreement["masks"] == 100.0, (label, got)
     with pytest.raises(ExportError, match="opset 19"):
         convert_deform(model, "onnx")

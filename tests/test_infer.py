@@ -43,9 +43,9 @@ def _photo(h, w, seed=0):
 def _check_prediction(pred, h, w):
     assert pred.image.shape == (1, h, w, 3) and pred.image.dtype == np.uint8
     assert np.isfinite(pred.image_float).all()
-    assert np.isfinite(pred.masks).all()
-    np.testing.assert_array_equal(pred.masks.sum(axis=1), 1.0)  # exactly one region per pixel
-    assert pred.masks.shape[-2:] == (-(-h // 4), -(-w // 4))
+    assert np.isfinite(pred.extras["masks"]).all()
+    np.testing.assert_array_equal(pred.extras["masks"].sum(axis=1), 1.0)  # exactly one region per pixel
+    assert pred.extras["masks"].shape[-2:] == (-(-h // 4), -(-w // 4))
 
 
 @pytest.mark.parametrize(("h", "w"), [(16, 16), (17, 23), (4, 4), (5, 9), (64, 36)])
@@ -63,7 +63,7 @@ def test_constant_frames(runner, value, masks):
     pred = runner(np.full((20, 28, 3), value, np.uint8))
     runner.masks = "reference"
     _check_prediction(pred, 20, 28)
-    assert pred.masks[:, 0].all()  # constant transmission → region 1 everywhere (defined behaviour)
+    assert pred.extras["masks"][:, 0].all()  # constant transmission → region 1 everywhere (defined behaviour)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 3), (3, 40, 3), (40, 2, 3)])
@@ -214,12 +214,12 @@ def test_torch_commands_say_pytorch_is_needed(tmp_path, monkeypatch):
 
 
 def test_ctrl_c_is_exit_130_with_a_message(tiny_ckpt, monkeypatch):
-    from hdm_deploy.runtime import bench
+    from hdm_deploy.cli import commands
 
-    def interrupt(_size):
+    def interrupt(*_args, **_kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(bench, "parse_size", interrupt)
+    monkeypatch.setattr(commands, "parse_size", interrupt)
     result = cli.invoke(app, ["bench", str(tiny_ckpt)])
     assert result.exit_code == 130 and "interrupted" in result.output
 

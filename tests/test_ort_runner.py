@@ -52,9 +52,9 @@ def test_every_runtime_module_imports_without_torch():
 
 def test_runner_class_dispatch_by_suffix():
     assert runner_class("m.onnx") is OnnxRuntimeRunner
-    assert runner_class("m.pk").__name__ == "TorchRunner"
-    assert runner_class("m.PTH").__name__ == "TorchRunner"
-    assert runner_class(None).__name__ == "TorchRunner"
+    assert runner_class("m.pk").__name__ == "torch_runner"  # dispatches on the checkpoint's family
+    assert runner_class("m.PTH").__name__ == "torch_runner"
+    assert runner_class(None).__name__ == "torch_runner"
     with pytest.raises(ModelFormatError, match="unknown model file type"):
         runner_class("m.tflite")
 
@@ -70,17 +70,20 @@ def test_engine_suffix_goes_to_tensorrt_runner_or_a_clear_error():
 
 
 @pytest.mark.slow
-def test_load_runner_onnx_drops_options_it_does_not_take():
+def test_load_runner_onnx_refuses_options_it_cannot_use():
     from _export_helpers import photo_frames, small_export
+    from hdm_deploy.core.errors import HdmDeployError
 
     path = small_export("uint8").path
-    with load_runner(path, masks="reference", device="cpu", trust_checkpoint=None) as runner:
+    with pytest.raises(HdmDeployError, match="--masks cannot apply to an ONNX model"):
+        load_runner(path, masks="reference", device="cpu")
+    with load_runner(path, masks=None, device="cpu", trust_checkpoint=None) as runner:
         assert isinstance(runner, OnnxRuntimeRunner)
         info = runner.describe()
         assert info["backend"] == "onnxruntime" and info["device"] == "cpu" and info["io"] == "uint8"
         pred = runner(photo_frames(30, 22)[0])  # one [H,W,3] frame is promoted to a batch
     assert pred.image.shape == (1, 22, 30, 3) and pred.image_float is None
-    assert pred.masks.shape == (1, 5, 1, 6, 8)
+    assert pred.extras["masks"].shape == (1, 5, 1, 6, 8)
 
 
 @pytest.mark.slow

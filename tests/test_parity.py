@@ -33,14 +33,14 @@ def _pred(rng, n=1, h=12, w=16, masks=True):
     if masks:
         region = rng.integers(0, 5, (n, (h + 3) // 4, (w + 3) // 4))
         m = (np.arange(5)[None, :, None, None] == region[:, None]).astype(np.float32)[:, :, None]
-    return Prediction(image=quantize(f), image_float=f, masks=m)
+    return Prediction(image=quantize(f), image_float=f, extras={"masks": m} if m is not None else {})
 
 
 def test_identical_outputs_pass_with_infinite_psnr():
     p = _pred(np.random.default_rng(0))
     res = compare("same", p, p)
     assert res.passed and math.isinf(res.psnr_db) and res.max_abs == 0.0
-    assert res.identical == 100.0 and res.mask_agreement == 100.0 and res.max_abs_u8 == 0
+    assert res.identical == 100.0 and res.extras_agreement["masks"] == 100.0 and res.max_abs_u8 == 0
     assert res.as_json()["psnr_db"] == "inf"
 
 
@@ -48,23 +48,23 @@ def test_each_threshold_fails_its_metric():
     rng = np.random.default_rng(1)
     ref = _pred(rng)
     bad_float = ref.image_float + np.float32(1e-3)
-    bad = Prediction(quantize(bad_float), bad_float, ref.masks.copy())
-    bad.masks[0, :, 0, 0, 0] = np.roll(bad.masks[0, :, 0, 0, 0], 1)
-    res = compare("bad", bad, ref, Thresholds(psnr_min=70, max_abs=2e-4, identical_min=99.9, mask_min=100))
+    bad = Prediction(quantize(bad_float), bad_float, {"masks": ref.extras["masks"].copy()})
+    bad.extras["masks"][0, :, 0, 0, 0] = np.roll(bad.extras["masks"][0, :, 0, 0, 0], 1)
+    res = compare("bad", bad, ref, Thresholds(psnr_min=70, max_abs=2e-4, identical_min=99.9, extras_min=100))
     assert not res.passed
-    assert set(res.failed_metrics) == {"psnr_db", "max_abs", "mask_agreement"} | (
+    assert set(res.failed_metrics) == {"psnr_db", "max_abs", "masks_agreement"} | (
         {"identical"} if res.identical < 99.9 else set()
     )
-    assert res.mask_agreement == pytest.approx(100 * (1 - 1 / 12))
+    assert res.extras_agreement["masks"] == pytest.approx(100 * (1 - 1 / 12))
 
 
 def test_uint8_only_predictions_skip_the_float_check():
     rng = np.random.default_rng(2)
     ref = _pred(rng, h=64, w=64)
-    u8 = Prediction(image=ref.image.copy(), image_float=None, masks=None)
+    u8 = Prediction(image=ref.image.copy(), image_float=None)
     u8.image[0, 0, 0, 0] ^= 1
     res = compare("u8", u8, ref, Thresholds(max_abs=1e-9, max_abs_u8=0))
-    assert res.max_abs is None and res.mask_agreement is None
+    assert res.max_abs is None and res.extras_agreement == {}
     assert res.failed_metrics == ["max_abs_u8"]
     assert res.psnr_db == pytest.approx(psnr(u8.image / 255.0, ref.image / 255.0))
 
@@ -78,7 +78,7 @@ def test_shape_mismatch_always_fails():
 def test_reports_json_junit_heatmap_and_table(tmp_path):
     rng = np.random.default_rng(4)
     ref = _pred(rng, n=2)
-    off = Prediction(ref.image, ref.image_float + 0.01, ref.masks)
+    off = Prediction(ref.image, ref.image_float + 0.01, dict(ref.extras))
     cases = [compare("good", ref, ref), compare("off", off, ref)]
     report = ParityReport("m.onnx", "ref.npz", Thresholds(), cases)
     assert not report.passed

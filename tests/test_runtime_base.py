@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 from hdm_deploy.core.errors import InputImageError, ModelFormatError
-from hdm_deploy.core.runner import check_frames, check_max_pixels, model_kind, quantize
-from hdm_deploy.runtime.image_io import pad_to_multiple
+from hdm_deploy.core.runner import check_frames, check_max_pixels, model_kind, pad_to_multiple, quantize
 
 
 def test_check_frames_promotes_and_validates():

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from onnx import TensorProto, helper
 
+from hdm_deploy.core.errors import TensorRTUnavailableError
 from hdm_deploy.tensorrt.trt_ops import (
     KNOWN,
     OPSET_MAX,
@@ -19,7 +20,6 @@ from hdm_deploy.tensorrt.trt_ops import (
     supported_ops,
     unsupported_ops,
 )
-from hdm_deploy.core.errors import TensorRTUnavailableError
 
 ROOT = Path(__file__).resolve().parents[1]
 

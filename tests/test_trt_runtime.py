@@ -53,7 +53,7 @@ def test_to_prediction_layouts():
     enh = np.full((1, 4, 4, 3), 7, np.uint8)
     masks = np.zeros((1, 5, 1, 1, 1), np.float32)
     p = to_prediction({"enhanced": enh, "masks": masks}, "NHWC")
-    assert p.image.dtype == np.uint8 and p.image_float is None and p.masks.shape == (1, 5, 1, 1, 1)
+    assert p.image.dtype == np.uint8 and p.image_float is None and p.extras["masks"].shape == (1, 5, 1, 1, 1)
     f = np.full((1, 3, 4, 4), 0.5, np.float16)
     q = to_prediction({"enhanced": f}, "NCHW")
     assert q.image.shape == (1, 4, 4, 3) and q.image[0, 0, 0, 0] == 128 and q.image_float.dtype == np.float32
@@ -113,7 +113,7 @@ def test_engine_round_trip_parity(tmp_path):
 
     sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     _enh, masks = sess.run(None, {"image": frames})
-    assert np.array_equal(pred.masks, masks)
+    assert np.array_equal(pred.extras["masks"], masks)
 
 
 def test_build_engine_cli_without_tensorrt(tmp_path):

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 
 from hdm_deploy import __version__
 from hdm_deploy.core.errors import HdmDeployError, HdmDeployWarning, InputImageError, ModelFormatError
+from hdm_deploy.core.sizes import parse_size
 
 console = Console(stderr=True)
 _python_showwarning = warnings.showwarning
@@ -129,10 +130,10 @@ def infer_cmd(
         ),
     ] = None,
     masks: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--masks",
-            help="PyTorch models only: reference (published numpy/OpenCV DCP) or torch (batched, on device).",
+            help="HDM checkpoints only: reference (published numpy/OpenCV DCP, the default) or torch (batched, on device).",
         ),
     ] = "reference",
     device: Annotated[
@@ -151,7 +152,8 @@ def infer_cmd(
     from hdm_deploy.runtime import load_runner
     from hdm_deploy.runtime.infer import enhance_path
 
-    _mask_impl(masks)
+    if masks is not None:
+        _mask_impl(masks)
     _existing(source, "input", "give an image, a folder of images or a video")
     if model is not None:
         _existing_model(model)
@@ -234,7 +236,6 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Export the whole frame path (DCP masks, padding, network, uint8 out) to one ONNX file."""
-    from hdm_deploy.runtime.bench import parse_size
 
     try:
         from hdm_deploy.export.exporter import export_onnx
@@ -335,9 +336,12 @@ def parity_cmd(
         int | None, typer.Option("--max-abs-u8", help="Maximum |Δ| of uint8 outputs (levels).")
     ] = None,
     masks: Annotated[
-        str,
-        typer.Option("--masks", help="Masks of a checkpoint reference: torch (as in the graph) | reference."),
-    ] = "torch",
+        str | None,
+        typer.Option(
+            "--masks",
+            help="HDM checkpoint reference only: torch (as the graph computes, the default) | reference.",
+        ),
+    ] = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
@@ -352,7 +356,8 @@ def parity_cmd(
     from hdm_deploy.runtime import parity
     from hdm_deploy.runtime.parity import default_golden_for
 
-    _mask_impl(masks)
+    if masks is not None:
+        _mask_impl(masks)
     _existing_model(model)
     ref = reference or default_golden_for(model)
     _existing(
@@ -365,7 +370,7 @@ def parity_cmd(
         "psnr_min": psnr_min,
         "max_abs": max_abs,
         "identical_min": identical_min,
-        "mask_min": mask_min,
+        "extras_min": mask_min,
         "max_abs_u8": max_abs_u8,
     }
     with console.status(f"parity {model.name} vs {ref.name}…") as status:
@@ -376,7 +381,9 @@ def parity_cmd(
             if images
             else None,
             thresholds=thresholds,
-            masks=masks,
+            reference_options={"masks": masks or "torch"}
+            if ref.suffix.lower() in (".pk", ".pt", ".pth")
+            else {"masks": masks},
             heatmap_dir=heatmap,
             runner_options={"device": device},
             progress=lambda name: status.update(f"parity {model.name} vs {ref.name}: {name} done"),
@@ -402,7 +409,7 @@ def bench_cmd(
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls first.")] = 3,
     iters: Annotated[int, typer.Option("--iters", min=1, help="Timed calls.")] = 10,
     masks: Annotated[
-        str, typer.Option("--masks", help="DCP masks of checkpoints: torch | reference.")
+        str, typer.Option("--masks", help="HDM checkpoints in the list: torch (the default) | reference.")
     ] = "torch",
     device: Annotated[
         str | None,
@@ -413,8 +420,9 @@ def bench_cmd(
     """Latency (median, p90) and throughput per model, warm-up excluded."""
     from hdm_deploy.runtime import bench
 
-    wh = bench.parse_size(size)
-    _mask_impl(masks)
+    wh = parse_size(size)
+    if masks is not None:
+        _mask_impl(masks)
     for m in models:
         _existing_model(m)
     total = len(models) * (warmup + iters)

@@ -47,12 +47,19 @@ class ParityError(HdmDeployError):
     exit_code = 1
 
 
-class PluginBuildError(HdmDeployError):
-    """The C++/CUDA plugin library could not be built or found."""
+class EnvironmentProblem(HdmDeployError):
+    """The machine, not the input: permissions, a read-only or full disk, memory, a missing runtime
+    (CUDA, TensorRT, ONNX Runtime, a compiler). Exit code 3."""
+
+    exit_code = 3
 
 
-class TensorRTUnavailableError(HdmDeployError):
-    """TensorRT (or its CUDA bindings) is not installed where it is needed."""
+class PluginBuildError(EnvironmentProblem):
+    """The C++/CUDA plugin library could not be built or found (compiler, CUDA or headers missing)."""
+
+
+class TensorRTUnavailableError(EnvironmentProblem):
+    """TensorRT (or CUDA) is not installed where it is needed."""
 
 
 class EngineMismatchError(HdmDeployError):

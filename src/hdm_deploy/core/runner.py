@@ -1,9 +1,9 @@
-"""One interface for every backend (PyTorch, ONNX Runtime, TensorRT).
+"""One interface for every backend (PyTorch, ONNX Runtime, TensorRT, a server).
 
-A runner takes a batch of RGB uint8 frames ``[N, H, W, 3]`` of any size and returns the enhanced
-frames in the same layout, plus the float output and the DCP masks when the backend exposes them
-(parity checks use both). This module, like all of ``runtime/``, never imports torch: Jetsons
-often have none, and an engine or ONNX file must run without it.
+A runner takes a batch of RGB uint8 frames ``[N, H, W, 3]`` and returns the enhanced frames in the
+same layout, plus the float output when the backend exposes it and the family's extra outputs
+(HDM's DCP masks) by name in :attr:`Prediction.extras` — the interface does not know what they are.
+Torch-free: Jetsons often have no PyTorch, and an engine or ONNX file must run without it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,6 @@ import numpy as np
 
 from hdm_deploy.core.errors import InputImageError, ModelFormatError
 
-#: Smallest frame side the pipeline accepts: two stride-2 convs and the ÷4 DCP resize need 4 px.
-MIN_SIDE = 4
-
 TORCH_SUFFIXES = (".pk", ".pt", ".pth")
 ONNX_SUFFIXES = (".onnx",)
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -32,19 +29,20 @@ class Prediction:
 
     image: np.ndarray  #: uint8 [N, H, W, 3] RGB
     image_float: np.ndarray | None = None  #: float32 [N, 3, H, W] in [0, 1], before quantisation
-    masks: np.ndarray | None = None  #: float32 [N, 5, 1, Hp/4, Wp/4] (Hp, Wp: padded to multiples of 4)
-    extras: dict[str, Any] = field(default_factory=dict)
+    #: the family's other outputs by graph output name (HDM: ``masks``), batch-first arrays
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
 
-def check_frames(frames: np.ndarray) -> np.ndarray:
-    """Validate a uint8 [N,H,W,3] batch (a single [H,W,3] frame is promoted) with a clear error."""
+def check_frames(frames: np.ndarray, min_side: int = 1) -> np.ndarray:
+    """Validate a uint8 [N,H,W,3] batch (a single [H,W,3] frame is promoted) with a clear error;
+    ``min_side`` is the model's smallest accepted side (its family's frame contract)."""
     frames = np.asarray(frames)
     if frames.ndim == 3:
         frames = frames[None]
     if frames.ndim != 4 or frames.shape[-1] != 3:
         raise InputImageError(
             f"expected RGB frames shaped [N, H, W, 3], got {list(frames.shape)}",
-            "convert grey/RGBA images with hdm_deploy.runtime.image_io.read_image first",
+            "convert grey/RGBA images to RGB first (hdm_deploy.runtime.image_io.read_image does)",
         )
     if frames.dtype != np.uint8:
         raise InputImageError(
@@ -53,9 +51,9 @@ def check_frames(frames: np.ndarray) -> np.ndarray:
     n, h, w, _ = frames.shape
     if n == 0:
         raise InputImageError("empty batch")
-    if h < MIN_SIDE or w < MIN_SIDE:
+    if h < min_side or w < min_side:
         raise InputImageError(
-            f"image {w}×{h} is too small: HDM needs at least {MIN_SIDE}×{MIN_SIDE} pixels",
+            f"image {w}×{h} is too small: this model needs at least {min_side}×{min_side} pixels",
             "upscale the image or skip it",
         )
     return np.ascontiguousarray(frames)
@@ -67,12 +65,12 @@ def check_max_pixels(
     *,
     what: str = "frame",
     fix: str = "downscale the input",
+    pad_multiple: int = 1,
 ) -> None:
-    """Refuse frames whose padded size exceeds what an exported graph's DCP function supports.
+    """Refuse frames whose padded size exceeds what an exported graph supports (metadata ``max_pixels``).
 
-    The exported DCP subroutine finds the atmospheric-light quantile with a TopK of constant K
-    (TensorRT needs one), sized at export time for ``max_pixels`` padded pixels (metadata
-    ``max_pixels``); a larger frame would get a wrong atmospheric light, so it is an error.
+    Some graphs are sized at export time for a largest frame (HDM's DCP finds a quantile with a
+    constant-K TopK, which TensorRT needs); a larger frame would be computed wrongly, so it is an error.
 
     ``frames`` is a batch ``[N, H, W, 3]`` or just its size ``(N, H, W)`` (the engine builder checks
     a profile's largest shape); ``what`` names it and ``fix`` is the second remedy in the hint.
@@ -82,12 +80,26 @@ def check_max_pixels(
         return
     dims = frames.shape if isinstance(frames, np.ndarray) else tuple(frames)
     h, w = int(dims[1]), int(dims[2])
-    padded = (-(-h // 4) * 4) * (-(-w // 4) * 4)
+    m = max(1, int(pad_multiple))
+    padded = (-(-h // m) * m) * (-(-w // m) * m)
     if padded > limit:
         raise InputImageError(
-            f"{what} {w}×{h} is larger than this model supports ({limit} pixels after padding to ×4)",
+            f"{what} {w}×{h} is larger than this model supports ({limit} pixels after padding to ×{m})",
             f"re-export with a larger --max-size (e.g. --max-size 7680x4320), or {fix}",
         )
+
+
+def pad_to_multiple(frames: np.ndarray, multiple: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """Reflect-pad [N,H,W,C] (bottom/right) to multiples of ``multiple``; returns (padded, (H, W)).
+
+    Reflection without repeating the edge pixel (numpy 'reflect' = PyTorch/ONNX 'reflect'), which
+    needs pad < side: guaranteed when every side is at least ``multiple - 1``.
+    """
+    h, w = frames.shape[1:3]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+    return frames, (h, w)
 
 
 def quantize(image_float: np.ndarray) -> np.ndarray:
@@ -100,6 +112,8 @@ class Runner(abc.ABC):
     """A loaded model that enhances frames. Use as a context manager to release device memory."""
 
     backend: str = "?"
+    #: smallest frame side the model accepts (from its family / metadata); checked before running
+    min_side: int = 1
 
     def __init__(self, model_path: str | Path | None):
         self.model_path = Path(model_path) if model_path is not None else None
@@ -109,7 +123,7 @@ class Runner(abc.ABC):
         """Enhance uint8 RGB frames [N,H,W,3] (all the same size)."""
 
     def __call__(self, frames: np.ndarray) -> Prediction:
-        return self.run(check_frames(frames))
+        return self.run(check_frames(frames, self.min_side))
 
     def describe(self) -> dict[str, Any]:
         """Facts for reports and tables: backend, device/provider, precision, model file."""

@@ -1,14 +1,16 @@
 """``hdm-deploy export``: checkpoint → one ONNX file with the whole frame path, plus a golden bundle.
 
-Pipeline (each step timed, shown with rich when ``progress=True``):
+Generic over model families: the family's :class:`~hdm_deploy.families.base.FamilyExport` supplies
+the module to trace, its custom ops and local functions, metadata and golden outputs. Pipeline
+(each step timed, shown with rich when ``progress=True``):
 
-1. load the checkpoint (default: the bundled sample) and wrap it in :class:`.frame_path.FramePath`;
+1. load the checkpoint (default: the family's bundled sample), find its family, wrap it;
 2. ``torch.export`` with dynamic N, H, W (runtime shape assertions instead of specialisation);
-3. the dynamo ONNX exporter (opset 19; ``torchvision.ops.deform_conv2d`` → ``DeformConv``; our DCP
-   op → one ``hdm_deploy.dcp::DCPMasks`` call) with onnxscript's optimiser;
-4. attach the DCP local function(s), rewrite DeformConv to the chosen flavour, apply the precision
-   policy (``fp32`` here; others come from :mod:`hdm_deploy.export.precision`), metadata,
-   optionally inline all local functions;
+3. the dynamo ONNX exporter (opset 19; ``torchvision.ops.deform_conv2d`` → ``DeformConv``; the
+   family's custom ops → local-function calls) with onnxscript's optimiser;
+4. the family finishes the graph (attaches its local functions), DeformConv is rewritten to the
+   chosen flavour, the precision policy applied (:mod:`hdm_deploy.graph.precision`), metadata set,
+   optionally all local functions inlined;
 5. ``onnx.checker`` full check, IR version ≤ 13;
 6. golden bundle (PyTorch outputs on bundled photographs) and a check of the new file in ONNX
    Runtime against it;
@@ -18,7 +20,6 @@ Pipeline (each step timed, shown with rich when ``progress=True``):
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import time
 import warnings
@@ -32,27 +33,29 @@ import onnx
 import torch
 
 from hdm_deploy import __version__
+from hdm_deploy.core.contracts import (
+    FLAVOURS,
+    INPUT_NAME,
+    IO_KINDS,
+    OUTPUT_NAME,
+    PRECISIONS,
+    SUPPORTED_OPSETS,
+)
 from hdm_deploy.core.errors import ExportError, ParityError, first_line
 from hdm_deploy.core.fs import sha256_file
-from hdm_deploy.families.hdm.dcp.export_op import (
-    DEFAULT_MAX_PIXELS,
-    DCPImpl,
-    attach_functions,
-    default_impl,
-    translation_table,
-    using,
-)
-from hdm_deploy.families.hdm.frame_path import IO_KINDS, PAD_MULTIPLE, FramePath, export_ready
-from hdm_deploy.families.hdm.golden import make_golden
-from hdm_deploy.families.hdm.model import HDM, MEAN, STD
+from hdm_deploy.families.base import Family, FamilyExport
+from hdm_deploy.families.checkpoint_io import open_checkpoint
+from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
 from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
+from hdm_deploy.graph import precision as policy
 from hdm_deploy.graph.golden import GoldenBundle, golden_path_for, write_golden
 from hdm_deploy.graph.opset import IR_FOR_OPSET, lower_opset
+from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+from hdm_deploy.runtime.parity import Thresholds, check_parity
 
-PRECISIONS = ("fp32", "fp16")
 #: 19: the default (DeformConv); 17/18: for TensorRT 8.5/8.6 parsers, with --deform plugin|decompose
-OPSETS = (17, 18, 19)
+OPSETS = SUPPORTED_OPSETS
 #: example batch used for tracing: sizes ≠ 0/1 (which torch.export would specialise) and not
 #: multiples of 4, so that the padding path is traced.
 EXAMPLE_SHAPE = (2, 37, 42)
@@ -75,6 +78,7 @@ class ExportResult:
     ops: dict[str, int]
     size_bytes: int
     seconds: dict[str, float] = field(default_factory=dict)
+    family: str = ""
     verification: Any = None  #: runtime.parity.ParityReport of ORT vs the golden outputs, if run
     warnings: list[str] = field(default_factory=list)
 
@@ -104,24 +108,25 @@ class _Steps:
             self.console.print(f"[green]✓[/] {text} [dim]({dt:.1f} s)[/]", highlight=False)
 
 
-def _load_model(checkpoint, trust_checkpoint: bool) -> tuple[HDM, dict[str, Any]]:
-    from hdm_deploy.families.hdm.checkpoint import load_checkpoint_with_meta
-
-    if isinstance(checkpoint, HDM):
-        return checkpoint, {"checkpoint": "(in-memory model)"}
+def _load_model(
+    checkpoint: str | os.PathLike | torch.nn.Module | None, trust_checkpoint: bool, arch: str | None = None
+) -> tuple[Family, torch.nn.Module, dict[str, Any]]:
+    """(family, fp32 CPU model in eval mode, source facts) of a checkpoint, an in-memory network
+    (family from its state-dict keys) or — ``None`` — the family's bundled sample."""
+    if isinstance(checkpoint, torch.nn.Module):
+        family, _ = detect_family(checkpoint.state_dict().keys(), arch=arch)
+        return family, checkpoint.float().cpu().eval(), {"checkpoint": "(in-memory model)"}
     if checkpoint is None:
-        from hdm_deploy.families.hdm.sample import sample_checkpoint_path
-
-        checkpoint = sample_checkpoint_path()
+        checkpoint = get_family((arch or DEFAULT_FAMILY).partition(":")[0]).resolve("sample_checkpoint")()
     path = Path(checkpoint)
-    model, meta = load_checkpoint_with_meta(path, trust_checkpoint)
+    family, model, meta = open_checkpoint(path, trust_checkpoint=trust_checkpoint, arch=arch)
     info = {"checkpoint": path.name, "checkpoint_sha256": sha256_file(path)}
     if isinstance(meta, dict) and meta.get("task"):
         info["task"] = str(meta["task"])
-    return model, info
+    return family, model.float().cpu().eval(), info
 
 
-def _torch_export(wrapper: FramePath, io: str) -> torch.export.ExportedProgram:
+def _torch_export(wrapper: torch.nn.Module, io: str) -> torch.export.ExportedProgram:
     n, h, w = EXAMPLE_SHAPE
     if io == "uint8":
         example = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8)
@@ -141,7 +146,7 @@ def _torch_export(wrapper: FramePath, io: str) -> torch.export.ExportedProgram:
         return torch.export.export(
             wrapper,
             (example,),
-            dynamic_shapes={"image": dims},
+            dynamic_shapes={INPUT_NAME: dims},
             strict=False,
             prefer_deferred_runtime_asserts_over_guards=True,
         )
@@ -149,7 +154,9 @@ def _torch_export(wrapper: FramePath, io: str) -> torch.export.ExportedProgram:
         raise ExportError(f"torch.export failed: {first_line(exc)}", "re-run with --debug") from exc
 
 
-def _to_onnx(program: torch.export.ExportedProgram, opset: int) -> onnx.ModelProto:
+def _to_onnx(
+    program: torch.export.ExportedProgram, opset: int, outputs: list[str], table: dict
+) -> onnx.ModelProto:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
@@ -157,9 +164,9 @@ def _to_onnx(program: torch.export.ExportedProgram, opset: int) -> onnx.ModelPro
                 program,
                 dynamo=True,
                 opset_version=opset,
-                input_names=["image"],
-                output_names=["enhanced", "masks"],
-                custom_translation_table=translation_table(),
+                input_names=[INPUT_NAME],
+                output_names=outputs,
+                custom_translation_table=table,
                 optimize=True,
                 verbose=False,
             )
@@ -168,26 +175,8 @@ def _to_onnx(program: torch.export.ExportedProgram, opset: int) -> onnx.ModelPro
     return onnx_program.model_proto
 
 
-def _rename_dims(model: onnx.ModelProto, io: str) -> None:
-    """Readable symbolic dims on the graph I/O: N, H, W and the padded quarter sizes."""
-    names = {}
-    inp = model.graph.input[0].type.tensor_type.shape.dim
-    axes = (0, 1, 2) if io == "uint8" else (0, 2, 3)
-    for axis, label in zip(axes, ("N", "H", "W"), strict=True):
-        if inp[axis].dim_param:
-            names[inp[axis].dim_param] = label
-    for value in list(model.graph.input) + list(model.graph.output):
-        for d in value.type.tensor_type.shape.dim:
-            if d.dim_param:
-                p = d.dim_param
-                for old, new in names.items():
-                    p = p.replace(old, new)
-                p = p.replace("((H + 3)//4)", "ceil(H/4)").replace("((W + 3)//4)", "ceil(W/4)")
-                d.dim_param = p
-
-
 def _separate_outputs(model: onnx.ModelProto) -> None:
-    """Give graph outputs that are also used inside the graph (``masks`` feeds the region conv) their
+    """Give graph outputs that are also used inside the graph (HDM's ``masks`` feed the network) their
     own ``Identity``, so passes that retype or rename outputs (FP16 policy) never touch internal edges."""
     outputs = {o.name for o in model.graph.output}
     consumed = {i for n in model.graph.node for i in n.input}
@@ -210,63 +199,38 @@ def _separate_outputs(model: onnx.ModelProto) -> None:
     model.graph.node.extend(nodes)
 
 
-def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str) -> onnx.ModelProto:
+def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str, family: Family) -> onnx.ModelProto:
     if precision == "fp32":
         return model
-    try:
-        from hdm_deploy.graph import precision as policy
-    except ImportError as exc:
-        raise ExportError(
-            f"precision {precision!r} needs the precision policy (hdm_deploy.export.precision), not installed here",
-            "export with --precision fp32",
-        ) from exc
-    if not hasattr(policy, "apply_precision"):
-        raise ExportError("hdm_deploy.export.precision has no apply_precision(model, precision)")
     return policy.apply_precision(model, precision, flavour=flavour)
 
 
-def default_dcp_sums(deform: str, opset: int) -> str:
-    """``doubling`` where TensorRT is the target (it imports CumSum as a slow loop), else ``cumsum``."""
-    return "doubling" if deform == "plugin" or opset < 19 else "cumsum"
-
-
-def _dcp_impl(
-    dcp: DCPImpl | None, max_pixels: int, dcp_sums: str | None, deform: str, opset: int
-) -> tuple[DCPImpl, str]:
-    """The DCP implementation an export uses (``dcp`` overrides, tests) and its integer-sum method."""
-    sums = dcp_sums or default_dcp_sums(deform, opset)
-    return dcp or default_impl(max_pixels, sums), sums
-
-
 def build_metadata(
-    model: HDM,
+    family: Family,
+    family_meta: dict[str, str],
     io: str,
     deform: str,
     precision: str,
     opset: int,
     inline: bool,
     source: dict[str, Any],
-    dcp_name: str,
 ) -> dict[str, str]:
+    """Every ``metadata_props`` key of an exported model (see :mod:`hdm_deploy.graph.metadata`)."""
     import onnxscript
 
     return {
-        "model": "HDM",
-        "network": json.dumps(model.config.as_dict()),
-        "task": source.get("task", "dehaze"),
-        "normalization": json.dumps({"scale": "1/255", "mean": list(MEAN), "std": list(STD)}),
+        "family": family.name,
+        "task": source.get("task", family.task),
+        **family_meta,
+        **family.frame.metadata(),
         "io": io,
         "layout": "NHWC" if io == "uint8" else "NCHW",
-        "inputs": "image",
-        "outputs": "enhanced,masks",
+        "inputs": INPUT_NAME,
+        "outputs": ",".join((OUTPUT_NAME, *family.extras)),
         "deform": deform,
         "precision": precision,
         "opset": str(opset),
-        "dcp": "hdm_deploy.dcp::DCPMasks",
-        "dcp_impl": dcp_name,
         "functions_inlined": "true" if inline else "false",
-        "pad_multiple": str(PAD_MULTIPLE),
-        "min_side": "4",
         "checkpoint": source.get("checkpoint", ""),
         "checkpoint_sha256": source.get("checkpoint_sha256", ""),
         "package_version": __version__,
@@ -276,32 +240,11 @@ def build_metadata(
     }
 
 
-def build_onnx(
-    model: HDM,
-    *,
-    io: str = "uint8",
-    deform: str = "onnx",
-    inline_functions: bool = False,
-    opset: int = _graph.OPSET,
-    precision: str = "fp32",
-    dcp: DCPImpl | None = None,
-    source: dict[str, Any] | None = None,
-    steps: _Steps | None = None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    dcp_sums: str | None = None,
-) -> onnx.ModelProto:
-    """The checked ONNX model of the frame path (nothing written).
-
-    ``max_pixels`` bounds the padded H·W the DCP function supports (it sizes its constant TopK);
-    ``dcp_sums`` picks its integer-sum method (default: ``doubling`` for TensorRT-bound graphs —
-    ``--deform plugin`` or opset < 19 — else ``cumsum``).
-    """
+def _check_options(io: str, deform: str, precision: str, opset: int) -> None:
     if io not in IO_KINDS:
         raise ExportError(f"unknown io {io!r}", f"use one of {', '.join(IO_KINDS)}")
-    if deform not in flavours.FLAVOURS:
-        raise ExportError(
-            f"unknown DeformConv flavour {deform!r}", f"use one of {', '.join(flavours.FLAVOURS)}"
-        )
+    if deform not in FLAVOURS:
+        raise ExportError(f"unknown DeformConv flavour {deform!r}", f"use one of {', '.join(FLAVOURS)}")
     if precision not in PRECISIONS:
         raise ExportError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
     if opset not in OPSETS:
@@ -310,31 +253,70 @@ def build_onnx(
         raise ExportError(
             f"DeformConv does not exist in opset {opset}", "export with --deform plugin or --deform decompose"
         )
+
+
+def _family_export(family: Family) -> FamilyExport:
+    hooks = family.resolve("exporter")
+    if not isinstance(hooks, FamilyExport):
+        raise ExportError(f"family {family.name!r} has no usable export hooks")
+    return hooks
+
+
+def build_onnx(
+    model: torch.nn.Module,
+    *,
+    io: str = "uint8",
+    deform: str = "onnx",
+    inline_functions: bool = False,
+    opset: int = _graph.OPSET,
+    precision: str = "fp32",
+    source: dict[str, Any] | None = None,
+    steps: _Steps | None = None,
+    arch: str | None = None,
+    plan: Any = None,
+    **family_options: Any,
+) -> onnx.ModelProto:
+    """The checked ONNX model of ``model``'s frame path (nothing written).
+
+    ``family_options`` are the family's own export options (HDM: ``max_pixels``, ``dcp_sums``,
+    ``dcp``); ``plan`` passes a plan the family already made (then they must be empty).
+    """
+    _check_options(io, deform, precision, opset)
+    family, _ = detect_family(model.state_dict().keys(), arch=arch)
+    hooks = _family_export(family)
+    if plan is None:
+        plan = hooks.plan(model, io=io, deform=deform, opset=opset, **family_options)
+    elif family_options:
+        raise ExportError(f"family options {sorted(family_options)} given with a ready plan")
     steps = steps or _Steps(False)
-    impl, sums = _dcp_impl(dcp, max_pixels, dcp_sums, deform, opset)
-    wrapper = FramePath(export_ready(model), io).eval()
-    with using(impl), torch.no_grad():
+    wrapper = hooks.wrapper(model, io, plan)
+    with hooks.tracing(plan), torch.no_grad():
         with steps("trace", "torch.export (dynamic N, H, W)"):
             program = _torch_export(wrapper, io)
         with steps("onnx", f"ONNX conversion (dynamo exporter, opset {_graph.OPSET})"):
-            proto = _to_onnx(program, _graph.OPSET)
-    with steps("rewrite", f"DCP function, DeformConv → {deform}, metadata"):
+            outputs = [OUTPUT_NAME, *family.extras]
+            proto = _to_onnx(program, _graph.OPSET, outputs, hooks.translation_table(plan))
+    with steps("rewrite", f"{family.name} functions, DeformConv → {deform}, metadata"):
         if opset < _graph.OPSET:
             proto = lower_opset(proto, opset, passthrough=("DeformConv",))
-        attach_functions(proto, impl)
-        _rename_dims(proto, io)
+        hooks.finish_graph(proto, plan, io)
         _separate_outputs(proto)
         if deform != "onnx":
             proto = flavours.convert_deform(proto, deform, check=False)
-        proto = _apply_precision(proto, precision, deform)
+        proto = _apply_precision(proto, precision, deform, family)
         proto.producer_name = "hdm-deploy"
         proto.producer_version = __version__
-        proto.doc_string = (
-            "HDM image enhancement (ACM MM 2022), whole frame path: uint8 frames in, enhanced frames out."
+        proto.doc_string = f"{family.title}, whole frame path: {io} frames in, enhanced frames out."
+        meta = build_metadata(
+            family,
+            hooks.metadata(model, plan, source or {}),
+            io,
+            deform,
+            precision,
+            opset,
+            inline_functions,
+            source or {},
         )
-        meta = build_metadata(model, io, deform, precision, opset, inline_functions, source or {}, impl.name)
-        meta["max_pixels"] = str(max_pixels)
-        meta["dcp_sums"] = sums
         _graph.set_metadata(proto, meta)
         if inline_functions:
             proto = flavours.inline_functions(proto, check=False)
@@ -346,7 +328,7 @@ def build_onnx(
 
 
 def export_onnx(
-    checkpoint: str | os.PathLike | HDM | None = None,
+    checkpoint: str | os.PathLike | torch.nn.Module | None = None,
     output: str | os.PathLike = "model.onnx",
     *,
     io: str = "uint8",
@@ -356,25 +338,27 @@ def export_onnx(
     precision: str = "fp32",
     golden: bool = True,
     verify: bool = True,
-    dcp: DCPImpl | None = None,
     golden_cases: list | None = None,
     trust_checkpoint: bool = False,
+    arch: str | None = None,
     progress: bool = False,
     console=None,
-    max_pixels: int = DEFAULT_MAX_PIXELS,
-    dcp_sums: str | None = None,
+    **family_options: Any,
 ) -> ExportResult:
-    """Export a checkpoint (default: the bundled sample) or an HDM module to ``output``.
+    """Export a checkpoint (default: the bundled sample) or an in-memory network to ``output``.
 
     ``golden`` writes ``<stem>.golden.npz`` beside it; ``verify`` runs the new file in ONNX Runtime
     on the golden inputs and raises :class:`ParityError` (after writing) when it misses the bundle's
-    tolerances. ``dcp`` overrides the DCP implementation (tests).
+    tolerances. ``arch`` names the family (default: found from the state-dict keys);
+    ``family_options`` are the family's own (HDM: ``max_pixels``, ``dcp_sums``, ``dcp``).
     """
+    _check_options(io, deform, precision, opset)
     steps = _Steps(progress, console)
     output = Path(output)
     with steps("load", "load checkpoint"):
-        model, source = _load_model(checkpoint, trust_checkpoint)
-        model = model.float().cpu().eval()
+        family, model, source = _load_model(checkpoint, trust_checkpoint, arch)
+    hooks = _family_export(family)
+    plan = hooks.plan(model, io=io, deform=deform, opset=opset, **family_options)
     proto = build_onnx(
         model,
         io=io,
@@ -382,20 +366,18 @@ def export_onnx(
         inline_functions=inline_functions,
         opset=opset,
         precision=precision,
-        dcp=dcp,
         source=source,
         steps=steps,
-        max_pixels=max_pixels,
-        dcp_sums=dcp_sums,
+        arch=family.name,
+        plan=plan,
     )
-    impl, _ = _dcp_impl(dcp, max_pixels, dcp_sums, deform, opset)  # the settings build_onnx used
     bundle: GoldenBundle | None = None
     golden_file = golden_path_for(output) if golden else None
     if golden or verify:
         with steps("golden", "PyTorch reference outputs on the bundled photographs"):
-            bundle = make_golden(
+            bundle = hooks.golden(
                 model,
-                impl,
+                plan,
                 golden_cases,
                 precision=precision,
                 provenance={
@@ -403,6 +385,7 @@ def export_onnx(
                     "checkpoint_sha256": source.get("checkpoint_sha256"),
                     "package_version": __version__,
                     "onnx_model": output.name,
+                    "family": family.name,
                     "io": io,
                     "deform": deform,
                 },
@@ -429,11 +412,9 @@ def export_onnx(
         ),
         size_bytes=output.stat().st_size,
         seconds=steps.times,
+        family=family.name,
     )
     if verify and bundle is not None:
-        from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
-        from hdm_deploy.runtime.parity import Thresholds, check_parity
-
         with steps("verify", "ONNX Runtime vs PyTorch on the golden inputs"):
             try:
                 runner = OnnxRuntimeRunner(output, device="cpu")

@@ -2,9 +2,10 @@
 
 ``model.golden.npz`` lets a device with no PyTorch (a Jetson with only TensorRT/ORT) check parity:
 ``hdm-deploy parity model.engine --reference model.golden.npz``. It is a plain ``.npz`` (no
-pickles): ``manifest`` (a JSON string: format, provenance, tolerances, cases) and per case ``i``
-the arrays ``input_i`` uint8 [N,H,W,3], ``enhanced_i`` uint8 [N,H,W,3], ``enhanced_float_i``
-float32 [N,3,H,W] and ``masks_i`` float32 [N,5,1,Hp/4,Wp/4].
+pickles): ``manifest`` (a JSON string: format, provenance, tolerances, cases, extras) and per case
+``i`` the arrays ``input_i`` uint8 [N,H,W,3], ``enhanced_i`` uint8 [N,H,W,3], ``enhanced_float_i``
+float32 [N,3,H,W] and, for each of the family's extra outputs ``NAME`` (HDM: ``masks``),
+``NAME_i`` (batch-first).
 
 The inputs are the bundled photographs (:mod:`hdm_deploy.core.photos`); a family's
 ``golden.py`` makes the bundle with PyTorch. Reading and writing here are torch-free.
@@ -24,11 +25,13 @@ from hdm_deploy.core.errors import ModelFormatError
 from hdm_deploy.core.fs import atomic_path
 
 FORMAT = "hdm-deploy golden bundle v1"
+#: array-name stems the bundle itself uses (an extra output may not be called this)
+_RESERVED = ("input", "enhanced", "enhanced_float", "manifest")
 
 #: Tolerances by export precision (fp32: issue 4's acceptance numbers; fp16: issue 6's).
 TOLERANCES = {
-    "fp32": {"psnr_min": 40.0, "max_abs": 2e-4, "identical_min": 99.9, "mask_min": 99.9},
-    "fp16": {"psnr_min": 45.0, "max_abs": None, "identical_min": None, "mask_min": 100.0},
+    "fp32": {"psnr_min": 40.0, "max_abs": 2e-4, "identical_min": 99.9, "extras_min": 99.9},
+    "fp16": {"psnr_min": 45.0, "max_abs": None, "identical_min": None, "extras_min": 100.0},
 }
 
 
@@ -48,7 +51,7 @@ class GoldenCase:
     input: np.ndarray  #: uint8 [N,H,W,3]
     enhanced: np.ndarray  #: uint8 [N,H,W,3]
     enhanced_float: np.ndarray | None  #: float32 [N,3,H,W]
-    masks: np.ndarray | None  #: float32 [N,5,1,Hp/4,Wp/4]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)  #: the family's extra outputs
 
 
 @dataclass
@@ -72,10 +75,14 @@ def write_golden(path: str | os.PathLike, bundle: GoldenBundle) -> Path:
         arrays[f"enhanced_{i}"] = np.ascontiguousarray(case.enhanced, dtype=np.uint8)
         if case.enhanced_float is not None:
             arrays[f"enhanced_float_{i}"] = np.ascontiguousarray(case.enhanced_float, dtype=np.float32)
-        if case.masks is not None:
-            arrays[f"masks_{i}"] = np.ascontiguousarray(case.masks, dtype=np.float32)
+        for name, value in case.extras.items():
+            if name in _RESERVED:
+                raise ModelFormatError(f"extra output name {name!r} clashes with the bundle's own arrays")
+            arrays[f"{name}_{i}"] = np.ascontiguousarray(value)
         n, h, w, _ = case.input.shape
-        manifest["cases"].append({"name": case.name, "batch": n, "width": w, "height": h})
+        manifest["cases"].append(
+            {"name": case.name, "batch": n, "width": w, "height": h, "extras": sorted(case.extras)}
+        )
     arrays["manifest"] = np.array(json.dumps(manifest, indent=1, sort_keys=True))
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
@@ -102,7 +109,10 @@ def load_golden(path: str | os.PathLike) -> GoldenBundle:
                         input=data[f"input_{i}"],
                         enhanced=data[f"enhanced_{i}"],
                         enhanced_float=data.get(f"enhanced_float_{i}"),
-                        masks=data.get(f"masks_{i}"),
+                        # bundles before the family interface stored HDM's masks only
+                        extras={
+                            n: data[f"{n}_{i}"] for n in meta.get("extras", ["masks"]) if f"{n}_{i}" in data
+                        },
                     )
                 )
     except (OSError, ValueError, KeyError) as exc:

@@ -1,65 +1,97 @@
-"""Runtime backends behind one interface (``base.Runner``); nothing here imports torch.
+"""Runners behind one interface (:class:`~hdm_deploy.core.runner.Runner`); nothing here imports torch.
 
-:func:`load_runner` picks the backend from the file suffix: ``.pk/.pt/.pth`` → PyTorch
-(``hdm_deploy.models.runner.TorchRunner``, imported lazily), ``.onnx`` → ONNX Runtime,
-``.engine/.plan/.trt`` → TensorRT (``hdm_deploy.runtime.tensorrt_runner``, imported lazily).
+:func:`load_runner` picks the backend from the file suffix: ``.pk/.pt/.pth`` → the PyTorch runner of
+the checkpoint's family (found from its state-dict keys; torch is imported only then), ``.onnx`` →
+ONNX Runtime, ``.engine/.plan/.trt`` → TensorRT (Polygraphy). Each backend takes its own options;
+an option given to a backend that cannot use it is refused (never silently dropped).
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from pathlib import Path
+from typing import Any
 
 from hdm_deploy.core.device import device_for, parse_device
+from hdm_deploy.core.errors import HdmDeployError, missing_dependency
 from hdm_deploy.core.runner import Prediction, Runner, model_kind
+from hdm_deploy.families.base import resolve
+from hdm_deploy.families.registry import get_family, names
+from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+from hdm_deploy.tensorrt.runner import TensorRTRunner
 
-__all__ = ["Prediction", "Runner", "device_for", "load_runner", "model_kind", "parse_device", "runner_class"]
+__all__ = [
+    "BACKEND_OPTIONS",
+    "Prediction",
+    "Runner",
+    "device_for",
+    "load_runner",
+    "model_kind",
+    "parse_device",
+    "runner_class",
+]
+
+#: The options each kind of model file takes (``device`` everywhere, validated once here).
+BACKEND_OPTIONS: dict[str, frozenset[str]] = {
+    # plus what any family's PyTorch runner takes (HDM: masks)
+    "torch": frozenset({"device", "trust_checkpoint", "arch"}).union(
+        *(get_family(n).torch_options for n in names())
+    ),
+    "onnx": frozenset({"device", "threads", "optimization", "providers"}),
+    "engine": frozenset({"device", "plugin_lib"}),
+}
+#: What each option is called on the command line (for the refusal message).
+_FLAGS = {
+    "masks": "--masks",
+    "trust_checkpoint": "--trust-checkpoint",
+    "arch": "--arch",
+    "threads": "--threads",
+    "optimization": "--optimization",
+    "providers": "--providers",
+    "plugin_lib": "--plugin-lib",
+}
+_KIND_NAMES = {"torch": "a PyTorch checkpoint", "onnx": "an ONNX model", "engine": "a TensorRT engine"}
 
 
-def runner_class(path: str | os.PathLike | None) -> type[Runner]:
-    """The Runner class for a model file (``None``: the bundled sample checkpoint, in PyTorch)."""
+def check_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
+    """The options that were given (not ``None``/``False``), after refusing those ``kind`` cannot use."""
+    given = {k: v for k, v in options.items() if v is not None and v is not False}
+    unusable = sorted(set(given) - BACKEND_OPTIONS[kind])
+    if unusable:
+        flags = ", ".join(_FLAGS.get(k, k) for k in unusable)
+        users = [n for n, opts in BACKEND_OPTIONS.items() if set(unusable) <= opts]
+        raise HdmDeployError(
+            f"{flags} cannot apply to {_KIND_NAMES[kind]}",
+            f"it applies to {' or '.join(_KIND_NAMES[u] for u in users)}; leave it out"
+            if users
+            else "leave it out",
+        )
+    return given
+
+
+def runner_class(path: str | os.PathLike | None) -> Any:
+    """What opens a model file: the ONNX Runtime or TensorRT runner class, or for a checkpoint the
+    family-dispatching PyTorch factory (torch imported only then)."""
     kind = "torch" if path is None else model_kind(path)
-    if kind == "torch":
-        try:
-            from hdm_deploy.families.hdm.torch_runner import TorchRunner
-        except ImportError as exc:
-            from hdm_deploy.core.errors import HdmDeployError
-
-            raise HdmDeployError(
-                f"PyTorch is needed to run checkpoint {path or '(bundled sample)'} ({exc})",
-                "pip install 'hdm-deploy[torch]', or export it to ONNX on a machine that has PyTorch",
-            ) from exc
-        return TorchRunner
     if kind == "onnx":
-        from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
-
         return OnnxRuntimeRunner
-    # tensorrt_runner imports only numpy and our own modules at the top; TensorRT and cuda-python are
-    # imported in TensorRTRunner.__init__, which raises TensorRTUnavailableError when they are missing.
-    from hdm_deploy.tensorrt.runner import TensorRTRunner
+    if kind == "engine":
+        return TensorRTRunner
+    try:
+        return resolve("hdm_deploy.families.checkpoint_io:torch_runner")
+    except ImportError as exc:
+        raise missing_dependency(f"running checkpoint {path or '(bundled sample)'}", exc) from exc
 
-    return TensorRTRunner
 
-
-def load_runner(path: str | os.PathLike | None = None, **options) -> Runner:
-    """Open a model file with the backend its suffix calls for.
-
-    ``options`` go to the runner's constructor; options that this backend does not take (say
-    ``masks=`` for an ONNX file, whose graph holds its own masks) are dropped, and ``None`` values
-    mean "the backend's default", so a CLI can pass one set of options to any model file.
-    ``device`` is validated here, once, and given to each backend in the form it takes (see
-    :func:`device_for`).
-    """
+def load_runner(path: str | os.PathLike | None = None, **options: Any) -> Runner:
+    """Open a model file with the backend its suffix calls for (``None``: the bundled sample
+    checkpoint in PyTorch). ``device`` is validated here, once, and given to each backend in the
+    form it takes; ``None`` values mean "the backend's default"."""
     kind = "torch" if path is None else model_kind(path)
-    device = options.get("device")
-    if device is not None:
-        options = dict(options, device=device_for(kind, device))  # validated before any heavy import
-        parsed = parse_device(device)
-        if kind == "onnx" and parsed is not None and parsed[1]:
-            options.setdefault("device_id", parsed[1])
-    cls = runner_class(path)
-    params = inspect.signature(cls.__init__).parameters
-    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    kwargs = {k: v for k, v in options.items() if v is not None and (takes_any or k in params)}
-    return cls(Path(path) if path is not None else None, **kwargs)
+    given = check_options(kind, options)
+    if "device" in given:
+        device = given["device"]
+        given["device"] = device_for(kind, device)  # validated before any heavy import
+        if kind == "onnx":
+            given["device"] = device  # the loader keeps the CUDA index itself
+    return runner_class(path)(Path(path) if path is not None else None, **given)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import re
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -23,7 +22,8 @@ import numpy as np
 
 from hdm_deploy.core.errors import InputImageError
 from hdm_deploy.core.fs import atomic_write_text
-from hdm_deploy.core.runner import MIN_SIDE, Runner
+from hdm_deploy.core.runner import Runner, model_kind
+from hdm_deploy.runtime import BACKEND_OPTIONS, load_runner
 
 
 @dataclass
@@ -60,17 +60,6 @@ class BenchResult:
         out = asdict(self)
         out.update(median_ms=self.median_ms, p90_ms=self.p90_ms, mean_ms=self.mean_ms, fps=self.fps)
         return out
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'640x480' (or 640×480, 640,480) → (640, 480) = (width, height)."""
-    m = re.fullmatch(r"\s*(\d+)\s*[x×X,]\s*(\d+)\s*", text)
-    if not m:
-        raise InputImageError(f"cannot read size {text!r}", "write it as WIDTHxHEIGHT, e.g. 640x480")
-    w, h = int(m.group(1)), int(m.group(2))
-    if w < MIN_SIDE or h < MIN_SIDE:
-        raise InputImageError(f"size {w}×{h} is too small (minimum {MIN_SIDE}×{MIN_SIDE})")
-    return w, h
 
 
 def bench_frames(size: tuple[int, int], batch: int = 1) -> np.ndarray:
@@ -136,12 +125,13 @@ def bench_models(
     progress: Any = None,
 ) -> list[BenchResult]:
     """Benchmark several model files one after the other (same frames for all)."""
-    from hdm_deploy.runtime import load_runner
-
     frames = bench_frames(size, batch)
     results = []
     for path in models:
-        with load_runner(path, **(runner_options or {})) as runner:
+        # options for one kind of model (e.g. a checkpoint's --masks) apply to the models of that kind
+        kind = "torch" if path is None else model_kind(path)
+        options = {k: v for k, v in (runner_options or {}).items() if k in BACKEND_OPTIONS[kind]}
+        with load_runner(path, **options) as runner:
             results.append(benchmark(runner, size, batch, warmup, iters, frames, progress))
     return results
 

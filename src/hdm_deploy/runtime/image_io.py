@@ -180,16 +180,3 @@ def list_images(folder: str | Path) -> list[Path]:
     """Images directly inside ``folder``, sorted by name."""
     folder = Path(folder)
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-
-
-def pad_to_multiple(frames: np.ndarray, multiple: int = 4) -> tuple[np.ndarray, tuple[int, int]]:
-    """Reflect-pad [N,H,W,C] (bottom/right) to multiples of ``multiple``; returns (padded, (H, W)).
-
-    Reflection without repeating the edge pixel (numpy 'reflect' = PyTorch/ONNX 'reflect'), which
-    needs pad < side: guaranteed for sides ≥ 4 since the pad is at most 3.
-    """
-    h, w = frames.shape[1:3]
-    ph, pw = (-h) % multiple, (-w) % multiple
-    if ph or pw:
-        frames = np.pad(frames, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
-    return frames, (h, w)

@@ -1,151 +1,205 @@
-"""ONNX Runtime backend: runs an exported frame-path graph (``hdm-deploy export``) — no torch.
+"""ONNX Runtime backend — no torch. Modelled on Polygraphy's ``backend/onnxrt``: a small loader
+(:class:`SessionFromOnnx`) makes the ``InferenceSession`` and reads the model's facts, and the
+runner (:class:`OnnxRuntimeRunner`) takes a session with its facts, or a loader.
 
 The graph takes ``image`` (uint8 NHWC, or float32 NCHW in [0,1] for ``--io float``) and returns
-``enhanced`` (same layout/dtype) and ``masks``. Which one a file is comes from its metadata
-(``io``) or, for foreign files, from the input's element type. ``plugin``-flavour graphs (our
-TensorRT plugin op) are rewritten to the standard ``DeformConv`` in memory — a lossless rewrite — so
-they can be checked here too.
+``enhanced`` (same layout/dtype) plus the family's extra outputs (HDM: ``masks``), returned by name
+in ``Prediction.extras``. The file is read once: the loader parses it for the metadata and gives ORT
+the parsed bytes. ``plugin``-flavour graphs (our TensorRT plugin op) are rewritten to the standard
+``DeformConv`` (or the decomposition below opset 19) in memory — a lossless rewrite — so they can be
+checked here too.
 """
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 
-from hdm_deploy.core.errors import HdmDeployError, InputImageError, ModelFormatError, first_line
+from hdm_deploy.core.device import device_for, parse_device
+from hdm_deploy.core.errors import EnvironmentProblem, InputImageError, ModelFormatError, first_line
 from hdm_deploy.core.runner import Prediction, Runner, check_max_pixels, quantize
+from hdm_deploy.graph import onnx_io
+from hdm_deploy.graph.flavours import convert_deform, detect_flavour
+from hdm_deploy.graph.metadata import ModelFacts, model_facts
+
+__all__ = ["CPU", "CUDA", "OnnxRuntimeRunner", "SessionFromOnnx", "default_providers", "onnxruntime_module"]
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
+OPTIMIZATION_LEVELS = ("all", "extended", "basic", "none")
+ORT_HINT = "pip install '.[cpu]' (or '.[gpu]' for onnxruntime-gpu, or your platform's ONNX Runtime wheel)"
 
 
-def _ort():
+def onnxruntime_module():
+    """``import onnxruntime`` with a one-line error (exit 3) when it is not installed."""
     try:
         import onnxruntime
-    except ImportError as exc:  # pragma: no cover - a dependency, but Jetson images differ
-        raise HdmDeployError(
-            "onnxruntime is not installed", "pip install onnxruntime (or onnxruntime-gpu / the Jetson wheel)"
-        ) from exc
+    except ImportError as exc:  # an extra: [cpu] or [gpu]; Jetson images bring their own
+        raise EnvironmentProblem("onnxruntime is not installed", ORT_HINT) from exc
     return onnxruntime
 
 
-def default_providers(device: str | None = None) -> list[str]:
+def default_providers(device: str | int | None = None) -> list[str]:
     """CUDA (then CPU) when the CUDA EP is installed, else CPU; ``device='cpu'|'cuda'`` forces one."""
-    from hdm_deploy.core.device import device_for
-
     device = device_for("onnx", device)  # HdmDeployError for an unknown device
-    available = _ort().get_available_providers()
+    available = onnxruntime_module().get_available_providers()
     if device == "cpu":
         return [CPU]
     if device == "cuda" or (device is None and CUDA in available):
         if CUDA not in available:
-            raise HdmDeployError(
+            raise EnvironmentProblem(
                 "the CUDA execution provider of onnxruntime is not available",
-                "install onnxruntime-gpu, or run on the CPU (--device cpu)",
+                "install onnxruntime-gpu (pip install '.[gpu]'), or run on the CPU (--device cpu)",
             )
         return [CUDA, CPU]
     return [CPU]
 
 
-class OnnxRuntimeRunner(Runner):
-    """An exported HDM graph in ONNX Runtime (CPU; CUDA EP when installed)."""
+def read_facts(model: onnx.ModelProto) -> ModelFacts:
+    """The runner-relevant facts of a parsed model (metadata, I/O names, input element type)."""
+    if not model.graph.input:
+        raise ModelFormatError("the ONNX model has no inputs")
+    first = model.graph.input[0]
+    elem = onnx.helper.tensor_dtype_to_np_dtype(first.type.tensor_type.elem_type)
+    return model_facts(onnx_io.metadata(model), first.name, str(elem), [o.name for o in model.graph.output])
 
-    backend = "onnxruntime"
+
+class SessionFromOnnx:
+    """Loader: ``SessionFromOnnx(path, device=…)()`` → ``(InferenceSession, ModelFacts, flavour note)``.
+
+    ``threads`` sets intra-op threads; ``optimization`` is ORT's graph optimisation level
+    (``all``/``extended``/``basic``/``none``); ``device_id`` picks the CUDA device.
+    """
 
     def __init__(
         self,
-        model_path: str | os.PathLike,
-        providers: list[str] | None = None,
+        model: str | os.PathLike | onnx.ModelProto,
         *,
-        device: str | None = None,
-        device_id: int | None = None,
+        providers: list[str] | None = None,
+        device: str | int | None = None,
         threads: int | None = None,
         optimization: str = "all",
     ):
-        super().__init__(model_path)
-        import onnx
+        if optimization not in OPTIMIZATION_LEVELS:
+            raise ModelFormatError(
+                f"unknown ONNX Runtime optimisation level {optimization!r}",
+                f"use one of {', '.join(OPTIMIZATION_LEVELS)}",
+            )
+        parsed = parse_device(device)  # validated before anything is loaded
+        self.model = model
+        self.device_id = parsed[1] if parsed is not None else None
+        self.providers = list(providers) if providers else default_providers(device)
+        self.threads = threads
+        self.optimization = optimization
 
-        from hdm_deploy.graph import onnx_io as _graph
-        from hdm_deploy.graph.flavours import convert_deform, detect_flavour
-        from hdm_deploy.graph.metadata import io_kind
-
-        ort = _ort()
-        path = Path(model_path)
-        model = _graph.load(path)
-        self.metadata = _graph.metadata(model)
-        self.max_pixels = int(self.metadata.get("max_pixels") or 0) or None
-        self.flavour = detect_flavour(model)
-        self.rewritten = self.flavour == "plugin"
-        self.rewrite_to: str | None = None
-        source: str | bytes = str(path)
-        if self.rewritten:  # DeformConv exists from opset 19; below, run the decomposition
-            self.rewrite_to = "onnx" if (_graph.opset_version(model) or 19) >= 19 else "decompose"
-            source = convert_deform(model, self.rewrite_to, check=False).SerializeToString()
-        if not model.graph.input:
-            raise ModelFormatError(f"{path} has no inputs")
-        first = model.graph.input[0]
-        elem = onnx.helper.tensor_dtype_to_np_dtype(first.type.tensor_type.elem_type)
-        self.input_name = first.name
-        self.io = io_kind(self.metadata, str(elem))
+    def __call__(self):
+        ort = onnxruntime_module()
+        model = onnx_io.load(self.model)
+        where = str(self.model) if not isinstance(self.model, onnx.ModelProto) else "the model"
+        facts = read_facts(model)
+        flavour = detect_flavour(model)
+        rewrite = None
+        if flavour == "plugin":  # DeformConv exists from opset 19; below, run the decomposition
+            rewrite = "onnx" if (onnx_io.opset_version(model) or 19) >= 19 else "decompose"
+            model = convert_deform(model, rewrite, check=False)
+        source = model.SerializeToString()
         del model
-
         options = ort.SessionOptions()
-        levels = {
+        options.graph_optimization_level = {
             "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
             "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
             "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
             "none": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-        }
-        options.graph_optimization_level = levels[optimization]
-        if threads:
-            options.intra_op_num_threads = int(threads)
+        }[self.optimization]
+        if self.threads:
+            options.intra_op_num_threads = int(self.threads)
         options.log_severity_level = 3
-        self.providers = list(providers) if providers else default_providers(device)
-        session_providers: list = [
-            (CUDA, {"device_id": int(device_id)}) if p == CUDA and device_id else p for p in self.providers
+        providers: list = [
+            (CUDA, {"device_id": int(self.device_id)}) if p == CUDA and self.device_id else p
+            for p in self.providers
         ]
         try:
-            self.session = ort.InferenceSession(source, sess_options=options, providers=session_providers)
+            session = ort.InferenceSession(source, sess_options=options, providers=providers)
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
             msg = first_line(exc)
             hint = "re-export with `hdm-deploy export`"
-            if self.flavour == "decompose" or "DeformConv" in msg:
+            if flavour == "decompose" or "DeformConv" in msg:
                 hint = "try `hdm-deploy convert MODEL --deform onnx` or a newer onnxruntime"
-            raise ModelFormatError(f"ONNX Runtime cannot load {path}: {msg}", hint) from exc
+            raise ModelFormatError(f"ONNX Runtime cannot load {where}: {msg}", hint) from exc
+        return session, facts, (flavour, rewrite)
+
+
+class OnnxRuntimeRunner(Runner):
+    """An exported graph in ONNX Runtime (CPU; the CUDA EP when installed).
+
+    ``OnnxRuntimeRunner(SessionFromOnnx(path, device="cpu"))``; a path (with the loader's keyword
+    options) is accepted as a shortcut.
+    """
+
+    backend = "onnxruntime"
+
+    def __init__(self, session_or_loader: Any, **loader_options: Any):
+        if isinstance(session_or_loader, (str, os.PathLike, onnx.ModelProto)):
+            session_or_loader = SessionFromOnnx(session_or_loader, **loader_options)
+        elif loader_options:
+            raise TypeError(f"options {sorted(loader_options)} go to SessionFromOnnx, not the runner")
+        if isinstance(session_or_loader, SessionFromOnnx):
+            path = session_or_loader.model
+            self.session, self.facts, (self.flavour, self.rewrite_to) = session_or_loader()
+        else:  # (session, facts) from the caller
+            self.session, self.facts = session_or_loader
+            self.flavour, self.rewrite_to, path = self.facts.flavour, None, None
+        super().__init__(path if isinstance(path, (str, os.PathLike)) else None)
+        self.min_side = self.facts.min_side
         self.output_names = [o.name for o in self.session.get_outputs()]
 
+    # compatibility with callers that read these directly
+    @property
+    def metadata(self) -> dict[str, str]:
+        return self.facts.metadata
+
+    @property
+    def io(self) -> str:
+        return self.facts.io
+
     def run(self, frames: np.ndarray) -> Prediction:
-        check_max_pixels(frames, self.max_pixels)
-        if self.io == "uint8":
+        check_max_pixels(frames, self.facts.max_pixels, pad_multiple=self.facts.pad_multiple)
+        if self.facts.io == "uint8":
             feed = frames
         else:
             feed = np.ascontiguousarray(frames.transpose(0, 3, 1, 2)).astype(np.float32) / np.float32(255)
         try:
-            values = self.session.run(None, {self.input_name: feed})
+            values = self.session.run(None, {self.facts.input_name: feed})
         except Exception as exc:
             msg = first_line(exc)
+            if "bad_alloc" in msg or "allocate memory" in msg.lower():
+                raise EnvironmentProblem(
+                    f"ONNX Runtime ran out of memory on a {list(frames.shape)} batch",
+                    "use a smaller batch or frame, or a machine with more memory",
+                ) from exc
             raise InputImageError(f"ONNX Runtime failed on a {list(frames.shape)} batch: {msg}") from exc
         outputs = dict(zip(self.output_names, values, strict=True))
-        enhanced = outputs.get("enhanced", values[0])
-        masks = outputs.get("masks")
-        if self.io == "uint8":
-            return Prediction(image=np.ascontiguousarray(enhanced), image_float=None, masks=masks)
+        enhanced = outputs.pop("enhanced", values[0])
+        extras = {k: np.asarray(v) for k, v in outputs.items() if v is not enhanced}
+        if self.facts.io == "uint8":
+            return Prediction(image=np.ascontiguousarray(enhanced), image_float=None, extras=extras)
         enhanced = np.asarray(enhanced, dtype=np.float32)
-        return Prediction(image=quantize(enhanced), image_float=enhanced, masks=masks)
+        return Prediction(image=quantize(enhanced), image_float=enhanced, extras=extras)
 
     def describe(self) -> dict[str, Any]:
-        ort = _ort()
+        ort = onnxruntime_module()
         return {
             **super().describe(),
             "device": "cuda" if self.session.get_providers()[0] == CUDA else "cpu",
             "providers": self.session.get_providers(),
-            "io": self.io,
+            "family": self.facts.family,
+            "io": self.facts.io,
             "deform": self.flavour or "none",
-            "deform_rewrite": f"plugin→{self.rewrite_to} (in memory)" if self.rewritten else None,
-            "precision": self.metadata.get("precision", "fp32"),
+            "deform_rewrite": f"plugin→{self.rewrite_to} (in memory)" if self.rewrite_to else None,
+            "precision": self.facts.precision,
             "onnxruntime": ort.__version__,
         }
 

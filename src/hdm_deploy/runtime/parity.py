@@ -10,7 +10,8 @@ Per case (one batch of frames) we report
 * ``max_abs``   — max |Δ| of the float outputs (``None`` if either side has none: uint8-io graphs);
 * ``max_abs_u8`` — max |Δ| of the uint8 outputs, in levels;
 * ``identical`` — % of pixels whose three uint8 channels are all identical;
-* ``mask_agreement`` — % of mask positions whose one-hot region vector is identical.
+* ``extras_agreement`` — per extra output of the family (HDM: ``masks``), % of spatial positions
+  whose vector along the non-spatial axes is identical.
 
 A case fails when a metric with a threshold misses it; a metric that cannot be computed is reported
 as n/a and not checked (except a shape mismatch, which always fails).
@@ -30,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from hdm_deploy.core.errors import InputImageError, ModelFormatError, ParityError
+from hdm_deploy.core.errors import HdmDeployError, InputImageError, ModelFormatError, ParityError
 from hdm_deploy.core.fs import atomic_write_bytes, atomic_write_text
 from hdm_deploy.core.photos import golden_cases
 from hdm_deploy.core.runner import Prediction, Runner
@@ -46,13 +47,16 @@ class Thresholds:
     psnr_min: float | None = 40.0
     max_abs: float | None = 2e-4
     identical_min: float | None = 99.9
-    mask_min: float | None = 99.9
+    extras_min: float | None = 99.9  #: % agreement of every extra output
     max_abs_u8: int | None = None
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> Thresholds:
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in (values or {}).items() if k in names})
+        values = dict(values or {})
+        if "mask_min" in values:  # bundles written before the family interface
+            values.setdefault("extras_min", values.pop("mask_min"))
+        return cls(**{k: v for k, v in values.items() if k in names})
 
     def merged(self, **overrides: Any) -> Thresholds:
         """A copy with the non-None ``overrides`` applied (CLI flags over bundle/defaults)."""
@@ -71,7 +75,7 @@ class CaseResult:
     max_abs: float | None = None
     max_abs_u8: int | None = None
     identical: float | None = None
-    mask_agreement: float | None = None
+    extras_agreement: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
     failed_metrics: list[str] = field(default_factory=list)
@@ -160,8 +164,8 @@ def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
     return math.inf if mse == 0 else 10.0 * math.log10(peak * peak / mse)
 
 
-def _mask_agreement(a: np.ndarray, b: np.ndarray) -> float:
-    """% of positions [N, ·, ·, h, w] whose region vectors (axis 1) are identical."""
+def agreement(a: np.ndarray, b: np.ndarray) -> float:
+    """% of positions [N, ·, …, h, w] whose vectors along the middle axes are identical."""
     same = np.all(a == b, axis=tuple(range(1, a.ndim - 2)))
     return 100.0 * float(np.mean(same))
 
@@ -193,11 +197,13 @@ def compare(
         res.psnr_db = psnr(fa, fb)
     else:
         res.psnr_db = psnr(a8 / 255.0, b8 / 255.0)
-    if pred.masks is not None and ref.masks is not None:
-        if pred.masks.shape != ref.masks.shape:
-            res.failures.append(f"mask shape {list(pred.masks.shape)} ≠ reference {list(ref.masks.shape)}")
-        else:
-            res.mask_agreement = _mask_agreement(pred.masks, ref.masks)
+    for key in sorted(set(pred.extras) & set(ref.extras)):
+        a, b = np.asarray(pred.extras[key]), np.asarray(ref.extras[key])
+        if a.shape != b.shape:
+            res.failures.append(f"{key} shape {list(a.shape)} ≠ reference {list(b.shape)}")
+            res.failed_metrics.append(f"{key}_agreement")
+        elif a.ndim >= 3:
+            res.extras_agreement[key] = agreement(a, b)
 
     def check(key, limit, ok, text):
         value = getattr(res, key)
@@ -209,7 +215,10 @@ def compare(
     check("max_abs", t.max_abs, lambda v, x: v <= x, "max |Δ| {v:.3g} > {t:g}")
     check("max_abs_u8", t.max_abs_u8, lambda v, x: v <= x, "max |Δ| {v} levels > {t}")
     check("identical", t.identical_min, lambda v, x: v >= x, "{v:.3f} % identical pixels < {t} %")
-    check("mask_agreement", t.mask_min, lambda v, x: v >= x, "mask agreement {v:.3f} % < {t} %")
+    for key, value in res.extras_agreement.items():
+        if t.extras_min is not None and value < t.extras_min:
+            res.failures.append(f"{key} agreement {value:.3f} % < {t.extras_min} %")
+            res.failed_metrics.append(f"{key}_agreement")
     return res
 
 
@@ -264,7 +273,7 @@ def _safe(name: str) -> str:
 
 
 def _prediction_of(case) -> Prediction:
-    return Prediction(image=case.enhanced, image_float=case.enhanced_float, masks=case.masks)
+    return Prediction(image=case.enhanced, image_float=case.enhanced_float, extras=dict(case.extras))
 
 
 def image_cases(directory: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
@@ -343,12 +352,14 @@ def run_parity(
     *,
     images: str | os.PathLike | None = None,
     thresholds: dict[str, Any] | None = None,
-    masks: str | None = "torch",
     heatmap_dir: str | os.PathLike | None = None,
     runner_options: dict[str, Any] | None = None,
+    reference_options: dict[str, Any] | None = None,
     progress: Any = None,
 ) -> ParityReport:
-    """``hdm-deploy parity``: open both sides, compare, return the report (does not raise)."""
+    """``hdm-deploy parity``: open both sides, compare, return the report (does not raise).
+    ``runner_options``/``reference_options`` go to :func:`~hdm_deploy.runtime.load_runner` for the
+    model and for a reference model file (e.g. HDM's ``masks="torch"`` for a checkpoint)."""
     from hdm_deploy.runtime import load_runner
 
     ref_path = Path(reference)
@@ -356,10 +367,15 @@ def run_parity(
     cases = image_cases(images) if images is not None else None
     base = Thresholds.from_dict(bundle.tolerances) if bundle is not None else Thresholds()
     t = base.merged(**(thresholds or {}))
+    if bundle is not None and any(v is not None for v in (reference_options or {}).values()):
+        given = ", ".join(f"--{k.replace('_', '-')}" for k, v in reference_options.items() if v is not None)
+        raise HdmDeployError(
+            f"{given} cannot apply to a golden bundle", "its outputs are fixed; leave it out"
+        )
     with load_runner(model, **(runner_options or {})) as runner:
         if bundle is not None:
             return check_parity(runner, bundle, cases, t, heatmap_dir, progress)
-        with load_runner(ref_path, masks=masks) as ref_runner:
+        with load_runner(ref_path, **(reference_options or {})) as ref_runner:
             return check_parity(runner, ref_runner, cases, t, heatmap_dir, progress)
 
 
@@ -384,21 +400,34 @@ def render_table(report: ParityReport):
         f"max |Δ| ≤ {t.max_abs:g}" if t.max_abs is not None else None,
         f"max |Δ| u8 ≤ {t.max_abs_u8}" if t.max_abs_u8 is not None else None,
         f"identical ≥ {t.identical_min:g} %" if t.identical_min is not None else None,
-        f"masks ≥ {t.mask_min:g} %" if t.mask_min is not None else None,
+        f"extra outputs ≥ {t.extras_min:g} % equal" if t.extras_min is not None else None,
     ]
+    extras = sorted({k for c in report.cases for k in c.extras_agreement})
     table = Table(
         title=f"parity: {report.model}  vs  {report.reference}",
         title_justify="left",
         caption="pass if " + ", ".join(x for x in limits if x) + " (n/a: not available, not checked)",
         caption_justify="left",
     )
-    for col in ("case", "N×W×H", "PSNR dB", "max |Δ|", "max |Δ| u8", "identical %", "masks %", "result"):
+    for col in (
+        "case",
+        "N×W×H",
+        "PSNR dB",
+        "max |Δ|",
+        "max |Δ| u8",
+        "identical %",
+        *(f"{e} %" for e in extras),
+        "result",
+    ):
         # never truncate: a clipped case name or number in a CI log is useless
         table.add_column(col, justify="left" if col in ("case", "result") else "right", overflow="fold")
     for c in report.cases:
 
         def cell(key: str, spec: str, case: CaseResult = c) -> str:
-            text = _fmt(getattr(case, key), spec)
+            value = (
+                case.extras_agreement.get(key[: -len("_agreement")]) if key.endswith("_agreement") else None
+            )
+            text = _fmt(value if key.endswith("_agreement") else getattr(case, key), spec)
             return f"[red]{text}[/]" if key in case.failed_metrics else text
 
         table.add_row(
@@ -408,7 +437,7 @@ def render_table(report: ParityReport):
             cell("max_abs", ".3g"),
             cell("max_abs_u8", "d"),
             cell("identical", ".3f"),
-            cell("mask_agreement", ".3f"),
+            *(cell(f"{e}_agreement", ".3f") for e in extras),
             "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
         )
     return table

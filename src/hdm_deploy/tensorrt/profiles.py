@@ -8,36 +8,17 @@ touching TensorRT (:func:`check_in_profile`), so a frame of the wrong size fails
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from hdm_deploy.core.errors import ShapeOutOfProfileError
-from hdm_deploy.core.runner import MIN_SIDE, check_max_pixels
+from hdm_deploy.core.runner import check_max_pixels
+from hdm_deploy.core.sizes import NHW, parse_nhw
 
 #: Defaults: batch dynamic, from a thumbnail to 1080p, tuned for 720p.
 DEFAULT_MIN = (1, 64, 64)
 DEFAULT_OPT = (1, 720, 1280)
 DEFAULT_MAX = (1, 1080, 1920)
-
-NHW = tuple[int, int, int]
-
-
-def parse_nhw(text: str | Sequence[int]) -> NHW:
-    """``"1x720x1280"`` / ``"720x1280"`` (N=1) / ``(1, 720, 1280)`` → ``(N, H, W)``."""
-    if not isinstance(text, str):
-        values = tuple(int(v) for v in text)
-    else:
-        parts = [p for p in re.split(r"[x×X,\s]+", text.strip()) if p]
-        try:
-            values = tuple(int(p) for p in parts)
-        except ValueError:
-            values = ()
-    if len(values) == 2:
-        values = (1, *values)
-    if len(values) != 3 or min(values) < 1:
-        raise ValueError(f"shape {text!r} is not NxHxW (e.g. 1x720x1280) or HxW")
-    return values  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -55,8 +36,6 @@ class Profile:
             lo, mid, hi = self.min[axis], self.opt[axis], self.max[axis]
             if not lo <= mid <= hi:
                 raise ValueError(f"profile {label}: need min ≤ opt ≤ max, got {lo}, {mid}, {hi}")
-        if min(self.min[1:]) < MIN_SIDE:
-            raise ValueError(f"profile min H/W must be ≥ {MIN_SIDE}, got {self.min[1]}×{self.min[2]}")
         if self.layout not in ("NHWC", "NCHW"):
             raise ValueError(f"layout must be NHWC or NCHW, got {self.layout}")
 
@@ -153,7 +132,16 @@ def compute_profile(
         lo, mid, hi = (
             tuple(f if f is not None else v for f, v in zip(fixed, s, strict=True)) for s in (lo, mid, hi)
         )  # type: ignore[assignment]
-    check_max_pixels(hi, meta.get("max_pixels"), what="profile max (W×H)", fix="lower --max")
+    min_side = int(meta.get("min_side") or 1)
+    if min(lo[1:]) < min_side:
+        raise ValueError(f"profile min H/W must be ≥ {min_side} for this model, got {lo[1]}×{lo[2]}")
+    check_max_pixels(
+        hi,
+        meta.get("max_pixels"),
+        what="profile max (W×H)",
+        fix="lower --max",
+        pad_multiple=int(meta.get("pad_multiple") or 1),
+    )
     return Profile(input_name, layout, lo, mid, hi)
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from hdm_deploy.core.contracts import INPUT_NAME, OUTPUT_NAME
 from hdm_deploy.core.errors import (
     EngineMismatchError,
     HdmDeployError,
@@ -34,8 +35,7 @@ from hdm_deploy.core.errors import (
 )
 from hdm_deploy.core.runner import Prediction, Runner, quantize
 
-IMAGE_INPUT = "image"
-OUTPUTS = ("enhanced", "masks")
+IMAGE_INPUT = INPUT_NAME
 
 _NUMPY_OF_TRT = {
     "FLOAT": np.float32,
@@ -91,13 +91,16 @@ def prepare_input(frames: np.ndarray, layout: str, dtype: np.dtype) -> np.ndarra
 
 def to_prediction(outputs: dict[str, np.ndarray], layout: str) -> Prediction:
     """Engine outputs → :class:`Prediction` (uint8 I/O gives ``image``; float I/O gives ``image_float`` too)."""
-    enhanced = outputs[OUTPUTS[0]]
-    masks = outputs.get(OUTPUTS[1])
-    masks = None if masks is None else masks.astype(np.float32, copy=False)
+    enhanced = outputs[OUTPUT_NAME]
+    extras = {
+        k: v.astype(np.float32, copy=False) if v.dtype == np.float16 else v
+        for k, v in outputs.items()
+        if k != OUTPUT_NAME
+    }
     if layout == "NHWC":
-        return Prediction(image=np.ascontiguousarray(enhanced.astype(np.uint8, copy=False)), masks=masks)
+        return Prediction(image=np.ascontiguousarray(enhanced.astype(np.uint8, copy=False)), extras=extras)
     image_float = enhanced.astype(np.float32, copy=False)
-    return Prediction(image=quantize(image_float), image_float=image_float, masks=masks)
+    return Prediction(image=quantize(image_float), image_float=image_float, extras=extras)
 
 
 def grow_capacity(current: int, needed: int) -> int:
@@ -254,9 +257,9 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
         self.io_api = select_io_api(trt.__version__, hasattr(self.engine, "num_io_tensors"))
         self.tensors = self._describe_io()
         names = [t.name for t in self.tensors]
-        if IMAGE_INPUT not in names or OUTPUTS[0] not in names:
+        if IMAGE_INPUT not in names or OUTPUT_NAME not in names:
             raise EngineMismatchError(
-                f"engine I/O {names} is not an hdm-deploy graph's (image → enhanced, masks)"
+                f"engine I/O {names} is not an hdm-deploy graph's (image → enhanced, …)"
             )
         image = next(t for t in self.tensors if t.name == IMAGE_INPUT)
         if self.sidecar is not None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import pickle
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,46 +17,10 @@ from typing import Any
 
 import torch
 
-from hdm_deploy.core.errors import CheckpointError, first_line
+from hdm_deploy.core.errors import CheckpointError
 from hdm_deploy.core.fs import atomic_path
+from hdm_deploy.families.checkpoint_io import META_KEY, read_state_dict
 from hdm_deploy.families.hdm.model import HDM, HDMConfig
-
-#: Keys under which training scripts commonly nest the state dict (first match wins).
-WRAPPER_KEYS = ("model", "state_dict", "net", "params", "model_state_dict")
-#: Prefixes that wrappers (DataParallel, DDP, torch.compile) add to every key.
-STRIP_PREFIXES = ("module.", "_orig_mod.")
-#: Extra top-level key in checkpoints we write; the published loader ignores it.
-META_KEY = "hdm_deploy"
-
-
-def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict]:
-    meta: dict = {}
-    if isinstance(obj, Mapping):
-        meta = dict(obj.get(META_KEY) or {})
-        for key in WRAPPER_KEYS:
-            inner = obj.get(key)
-            if isinstance(inner, (Mapping, torch.nn.Module)):  # {'model': net} as well as {'model': sd}
-                obj = inner
-                break
-    if isinstance(obj, torch.nn.Module):
-        obj = obj.state_dict()
-    if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
-        raise CheckpointError(
-            f"{path}: no state dict found (expected a dict of tensors, or one under {WRAPPER_KEYS})",
-            "pass a checkpoint saved with torch.save({'model': net.state_dict()})",
-        )
-    return obj, meta
-
-
-def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Strip wrapper prefixes and cast floating tensors to fp32 (fp16/bf16 storage is allowed)."""
-    out: dict[str, torch.Tensor] = {}
-    for key, value in state.items():
-        for prefix in STRIP_PREFIXES:
-            while key.startswith(prefix):
-                key = key[len(prefix) :]
-        out[key] = value.float() if value.is_floating_point() else value
-    return out
 
 
 def infer_config(state: Mapping[str, torch.Tensor]) -> HDMConfig:
@@ -99,37 +62,6 @@ def check_state_dict(
         )
 
 
-def read_state_dict(
-    path: str | os.PathLike, trust_checkpoint: bool = False
-) -> tuple[dict[str, torch.Tensor], dict]:
-    """Load tensors (and our metadata, if any) from ``path`` without building a model."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}", "give the path of a .pk/.pt/.pth file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
-    except pickle.UnpicklingError as exc:
-        blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if trust_checkpoint or blocked is None:
-            raise CheckpointError(
-                f"{path}: not a readable PyTorch checkpoint ({first_line(exc, 200)})"
-            ) from exc
-        raise CheckpointError(
-            f"{path} holds Python objects beyond tensors ({blocked.group(1)}) and was not loaded",
-            "if you trust its source, re-run with --trust-checkpoint (unpickling can execute code)",
-        ) from exc
-    except (ImportError, AttributeError) as exc:  # a whole pickled model whose classes are not importable
-        raise CheckpointError(
-            f"{path} is a pickled Python object whose code is not importable here ({first_line(exc, 200)})",
-            "load it where its training code is importable and re-save the weights with "
-            "torch.save({'model': net.state_dict()}, PATH)",
-        ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc, 200)})") from exc
-    state, meta = _unwrap(obj, path)
-    return clean_state_dict(state), meta
-
-
 def load_checkpoint(
     path: str | os.PathLike,
     trust_checkpoint: bool = False,
@@ -148,10 +80,27 @@ def load_checkpoint_with_meta(
 ) -> tuple[HDM, Any]:
     """:func:`load_checkpoint` plus the file's ``hdm_deploy`` metadata (one unpickling for both)."""
     state, meta = read_state_dict(path, trust_checkpoint)
-    model = HDM(config or infer_config(state))
+    if config is None:
+        return load_for_family(state, meta, None, source=str(path)).to(map_location), meta
+    model = HDM(config)
     check_state_dict(model, state, source=str(path))
     model.load_state_dict(state, strict=True)
     return model.eval().to(map_location), meta
+
+
+def load_for_family(
+    state: Mapping[str, torch.Tensor],
+    meta: Mapping[str, Any],
+    variant: str | None,
+    *,
+    source: str = "checkpoint",
+) -> HDM:
+    """The family hook (``Family.load_checkpoint``): an HDM in eval mode from a cleaned state dict."""
+    del meta, variant  # one published variant; the size comes from the tensor shapes
+    model = HDM(infer_config(state))
+    check_state_dict(model, state, source=source)
+    model.load_state_dict(state, strict=True)
+    return model.eval()
 
 
 def save_checkpoint(

@@ -5,37 +5,39 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import torch
 
 from hdm_deploy.core.photos import PHOTOS, golden_cases
+from hdm_deploy.core.runner import pad_to_multiple
+from hdm_deploy.families.hdm.dcp.export_op import DCPImpl, default_impl
+from hdm_deploy.families.hdm.family import PAD_MULTIPLE
+from hdm_deploy.families.hdm.model import HDM
+from hdm_deploy.families.hdm.pipeline import enhance
 from hdm_deploy.graph.golden import GoldenBundle, GoldenCase, default_tolerances
 
 
 def make_golden(
-    model,
-    dcp_impl=None,
+    model: HDM,
+    dcp_impl: DCPImpl | None = None,
     cases: list[tuple[str, np.ndarray]] | None = None,
     *,
     precision: str = "fp32",
     provenance: dict[str, Any] | None = None,
 ) -> GoldenBundle:
-    """Run the PyTorch pipeline (``models.pipeline.enhance`` with the torch DCP masks) on the cases."""
-    import torch
-
-    from hdm_deploy.families.hdm.dcp.export_op import default_impl
-    from hdm_deploy.families.hdm.pipeline import enhance
-    from hdm_deploy.runtime.image_io import pad_to_multiple
-
+    """Run the PyTorch pipeline (:func:`~hdm_deploy.families.hdm.pipeline.enhance` with the torch DCP
+    masks the exported graph computes) on the cases (default: the bundled golden photographs)."""
     impl = dcp_impl or default_impl()
     out = []
     for name, frames in cases if cases is not None else golden_cases():
-        padded, _ = pad_to_multiple(frames, 4)
+        padded, _ = pad_to_multiple(frames, PAD_MULTIPLE)
         with torch.inference_mode():
             masks = impl.torch_fn(torch.from_numpy(np.ascontiguousarray(padded)).permute(0, 3, 1, 2))
         pred = enhance(model, frames, masks=masks)
-        out.append(GoldenCase(name, frames, pred.image, pred.image_float, pred.masks))
+        out.append(GoldenCase(name, frames, pred.image, pred.image_float, dict(pred.extras)))
     manifest = {
+        "family": "hdm",
         "tolerances": default_tolerances(precision),
-        "reference": "PyTorch HDM (hdm_deploy.models.pipeline.enhance) with torch DCP masks",
+        "reference": "PyTorch HDM (hdm_deploy.families.hdm.pipeline.enhance) with torch DCP masks",
         "dcp": impl.name,
         "torch": torch.__version__,
         "photos": {k: v[1] for k, v in PHOTOS.items()},

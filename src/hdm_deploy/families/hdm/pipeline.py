@@ -13,9 +13,9 @@ import numpy as np
 import torch
 
 from hdm_deploy.core.errors import HdmDeployError
-from hdm_deploy.core.runner import Prediction, check_frames, quantize
+from hdm_deploy.core.runner import Prediction, check_frames, pad_to_multiple, quantize
+from hdm_deploy.families.hdm.family import MIN_SIDE, PAD_MULTIPLE
 from hdm_deploy.families.hdm.model import HDM, normalize
-from hdm_deploy.runtime.image_io import pad_to_multiple
 
 MaskImpl = Literal["reference", "torch"]
 MASK_IMPLS: tuple[str, ...] = ("reference", "torch")
@@ -59,9 +59,9 @@ def enhance(
 
     ``masks`` picks the DCP implementation, or passes precomputed masks for the padded frame.
     """
-    frames = check_frames(frames)
+    frames = check_frames(frames, MIN_SIDE)
     device = next(model.parameters()).device
-    padded, (h, w) = pad_to_multiple(frames, 4)
+    padded, (h, w) = pad_to_multiple(frames, PAD_MULTIPLE)
     if isinstance(masks, str):
         mask_t = compute_masks(padded, masks, device)
     else:
@@ -69,4 +69,4 @@ def enhance(
     x = torch.from_numpy(np.require(padded, requirements="W")).to(device).permute(0, 3, 1, 2).float().div(255)
     y = model(normalize(x), mask_t)[:, :, :h, :w].clamp(0, 1)
     y_np = y.float().cpu().numpy()
-    return Prediction(image=quantize(y_np), image_float=y_np, masks=mask_t.float().cpu().numpy())
+    return Prediction(image=quantize(y_np), image_float=y_np, extras={"masks": mask_t.float().cpu().numpy()})

@@ -1,4 +1,4 @@
-"""The PyTorch backend behind the common :class:`~hdm_deploy.runtime.base.Runner` interface."""
+"""HDM in PyTorch behind the common :class:`~hdm_deploy.core.runner.Runner` interface."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.hdm.checkpoint import load_checkpoint
+from hdm_deploy.families.hdm.family import MIN_SIDE
 from hdm_deploy.families.hdm.model import HDM
 from hdm_deploy.families.hdm.pipeline import MaskImpl, check_mask_impl, enhance
 from hdm_deploy.families.hdm.sample import sample_checkpoint_path
@@ -42,6 +43,7 @@ class TorchRunner(Runner):
     """HDM in PyTorch with reference (published, CPU) or torch (batched, on-device) DCP masks."""
 
     backend = "torch"
+    min_side = MIN_SIDE
 
     def __init__(
         self,

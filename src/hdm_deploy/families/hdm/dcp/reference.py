@@ -72,9 +72,7 @@ import numpy as np
 from PIL import Image
 
 from hdm_deploy.core.errors import DCPError
-from hdm_deploy.core.runner import (
-    MIN_SIDE,  # the quarter image must not be empty (one rule for the frame path)
-)
+from hdm_deploy.families.hdm.family import MIN_SIDE  # the quarter image must not be empty
 
 #: Guided-filter box and eps of the atmospheric-light step (the published ``get_dc_A(I, 111, 0.001, ...)``).
 LIGHT_BOX = 111

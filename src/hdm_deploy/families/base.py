@@ -1,0 +1,113 @@
+"""What a model family tells the rest of hdm-deploy — torch-free, so runtimes and the CLI can read it.
+
+A family is one folder under ``families/`` plus one line in :mod:`.registry`. Its ``family.py``
+builds a :class:`Family`: plain facts (frame contract, extra outputs, FP32 functions) and, as
+``"module:attribute"`` strings resolved on first use, the torch-side pieces (checkpoint loader,
+PyTorch runner, export wrapper, golden-bundle maker). Nothing here imports torch, and a runtime that
+only runs exported graphs never resolves those strings.
+
+The frame contract is what the exported graph does around the network and what a runner must check
+before it runs: inputs are RGB uint8 ``[N, H, W, 3]`` frames, padded by ``pad_mode`` at the bottom/right
+to multiples of ``pad_multiple`` and cropped back, at least ``min_side`` pixels a side.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = ["Family", "FamilyExport", "FrameContract", "resolve"]
+
+
+@dataclass(frozen=True)
+class FrameContract:
+    """Pre/post-processing facts of a family's frame path (also written to ONNX metadata)."""
+
+    pad_multiple: int
+    pad_mode: str = "reflect"
+    min_side: int = 1
+    channels: int = 3
+    colour_order: str = "RGB"
+
+    def metadata(self) -> dict[str, str]:
+        return {
+            "pad_multiple": str(self.pad_multiple),
+            "pad_mode": self.pad_mode,
+            "min_side": str(self.min_side),
+            "channels": str(self.channels),
+            "colour_order": self.colour_order,
+        }
+
+
+def resolve(ref: str) -> Any:
+    """``"package.module:attribute"`` → the attribute (imports the module)."""
+    module, _, attr = ref.partition(":")
+    obj: Any = import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class Family:
+    """One model family: facts plus lazy references to its torch-side code."""
+
+    name: str  #: registry key, also ONNX metadata ``family``
+    title: str  #: for humans: "HDM (Liang et al., ACM MM 2022)"
+    task: str  #: e.g. "dehaze"
+    frame: FrameContract
+    #: graph outputs beyond ``enhanced`` (runners return them in ``Prediction.extras``), with how
+    #: parity compares each: ``"equal"`` (% identical positions along axis 1) or ``"close"``.
+    extras: dict[str, str] = field(default_factory=dict)
+    #: local functions ``(domain, name)`` the FP16 policy keeps in FP32
+    fp32_functions: tuple[tuple[str, str], ...] = ()
+    #: torch-free: does this state dict (its key names) belong to the family? → variant name or None
+    detect: Callable[[Iterable[str]], str | None] = lambda keys: None
+    # "module:attribute" references, resolved lazily (torch lives behind them)
+    load_checkpoint: str = ""  #: (path, *, trust_checkpoint, variant) -> (nn.Module, info dict)
+    torch_runner: str = ""  #: a core.runner.Runner subclass running the checkpoint in PyTorch
+    exporter: str = ""  #: a :class:`FamilyExport` for torch → ONNX
+    sample_checkpoint: str = ""  #: () -> Path of a bundled demonstration checkpoint, if any
+    #: options the family's PyTorch runner takes beyond ``device``/``trust_checkpoint`` (HDM: ``masks``)
+    torch_options: frozenset[str] = frozenset()
+
+    def resolve(self, what: str) -> Any:
+        ref = getattr(self, what)
+        if not ref:
+            raise AttributeError(f"family {self.name!r} has no {what}")
+        return resolve(ref)
+
+
+@runtime_checkable
+class FamilyExport(Protocol):
+    """What the generic exporter (:mod:`hdm_deploy.export.exporter`) asks of a family (torch side).
+
+    ``options`` are the family's own export options (HDM: ``max_pixels``, ``dcp_sums``, ``dcp``);
+    :meth:`plan` validates them once and returns an opaque plan handed back to the other hooks.
+    """
+
+    family: Family
+
+    def plan(self, model: Any, *, io: str, deform: str, opset: int, **options: Any) -> Any:
+        """Validate the family options for this export; raise ``ExportError`` on bad values."""
+
+    def wrapper(self, model: Any, io: str, plan: Any) -> Any:
+        """The ``nn.Module`` to trace: frames (uint8 NHWC or float NCHW) → (enhanced, *extras)."""
+
+    def tracing(self, plan: Any) -> AbstractContextManager[Any]:
+        """Context active while tracing and exporting (e.g. which custom-op implementation runs)."""
+
+    def translation_table(self, plan: Any) -> dict:
+        """``torch.onnx.export(custom_translation_table=…)`` entries for the family's custom ops."""
+
+    def finish_graph(self, proto: Any, plan: Any, io: str) -> None:
+        """In place, after conversion: attach local functions, name dims, …"""
+
+    def metadata(self, model: Any, plan: Any, source: dict[str, Any]) -> dict[str, str]:
+        """Family metadata_props (``model``, ``network``, ``task``, normalisation, …)."""
+
+    def golden(self, model: Any, plan: Any, cases: Any, *, precision: str, provenance: dict[str, Any]) -> Any:
+        """The golden bundle: PyTorch outputs on the bundled photographs (``cases`` overrides)."""
