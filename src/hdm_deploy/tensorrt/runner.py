@@ -60,6 +60,20 @@ _NUMPY_OF_TRT = {
 # ---- pure decisions (tested without TensorRT) ------------------------------------------------------
 
 
+def require_tensor_api(trt_version: str, has_tensor_api: bool) -> None:
+    """Polygraphy's ``TrtRunner`` drives TensorRT by tensor name (``num_io_tensors``,
+    ``set_input_shape``, ``execute_async_v3``): TensorRT ≥ 8.5. The binding-index API of older
+    releases (and the ``HDM_DEPLOY_TRT_IO_API=bindings`` workaround) is gone."""
+    from hdm_deploy.core.errors import TensorRTUnavailableError
+    from hdm_deploy.tensorrt.flags import MIN_TRT, parse_version
+
+    if parse_version(trt_version)[:2] < MIN_TRT or not has_tensor_api:
+        raise TensorRTUnavailableError(
+            f"TensorRT {trt_version} lacks the tensor-name API the runner uses (need ≥ 8.5)",
+            "install TensorRT ≥ 8.5 (JetPack ≥ 5.1), or reinstall TensorRT's Python bindings",
+        )
+
+
 def numpy_dtype(trt_dtype_name: str) -> np.dtype:
     """``trt.DataType`` member name → numpy dtype."""
     name = trt_dtype_name.split(".")[-1].upper()
@@ -320,6 +334,7 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
                 "(--plugin-lib); rebuild it here",
             ) from None
         engine = self._runner.engine
+        require_tensor_api(trt.__version__, hasattr(engine, "num_io_tensors"))
         self.tensors = describe_io(engine, trt.TensorIOMode.INPUT)
         self.image = check_hdm_io(self.tensors)
         if self.sidecar is not None:
