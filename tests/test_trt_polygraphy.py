@@ -518,3 +518,64 @@ def test_trtexec_args_on_a_real_fp16_plugin_export(tmp_path):
     names = {n.name for n in onnx.load(path, load_external_data=False).graph.node}
     assert len(plan.pinned_layers) > 100 and set(plan.pinned_layers) <= names
     assert all(n.startswith("dcp_") for n in plan.pinned_layers)
+
+
+# ---- runner guarantees that hold before TensorRT is reached ----------------------------------------
+
+
+def test_engine_without_sidecar_warns_once_then_needs_tensorrt(tmp_path, monkeypatch):
+    import importlib.util
+    import warnings
+
+    from _engine_helpers import make_sidecar
+    from hdm_deploy.core.errors import HdmDeployWarning
+    from hdm_deploy.tensorrt.runner import TensorRTRunner
+    from hdm_deploy.tensorrt.sidecar import write_sidecar
+
+    if importlib.util.find_spec("tensorrt") is not None:
+        pytest.skip("TensorRT is installed: the runner would go on to load the engine")
+    engine = tmp_path / "trtexec.engine"
+    engine.write_bytes(b"plan")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(TensorRTUnavailableError):
+            TensorRTRunner(engine)
+    texts = [str(w.message) for w in seen if issubclass(w.category, HdmDeployWarning)]
+    assert texts == [f"trtexec.engine: {NO_SIDECAR_WARNING}"]
+    write_sidecar(engine, make_sidecar())
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        with pytest.raises(TensorRTUnavailableError):
+            TensorRTRunner(engine)
+    assert not [w for w in seen if issubclass(w.category, HdmDeployWarning)]
+
+
+def _bare_runner(profile: Profile, image: TensorInfo):
+    """A TensorRTRunner past its constructor, with a Polygraphy runner that must not be reached."""
+    from hdm_deploy.tensorrt.runner import TensorRTRunner
+
+    runner = object.__new__(TensorRTRunner)
+    runner.profile, runner.image = profile, image
+
+    class Untouchable:
+        def infer(self, *a, **k):
+            raise AssertionError("TensorRT was reached")
+
+    runner._runner = Untouchable()
+    runner._severity = 0
+    return runner
+
+
+def test_frames_and_profile_are_checked_before_tensorrt():
+    from hdm_deploy.core.errors import ShapeOutOfProfileError
+
+    prof = compute_profile({"io": "uint8"}, min_shape="1x16x16", opt_shape="1x32x32", max_shape="1x64x64")
+    runner = _bare_runner(prof, TensorInfo("image", True, np.dtype(np.uint8)))
+    with pytest.raises(ShapeOutOfProfileError, match="width 80 not in"):
+        runner.run(np.zeros((1, 32, 80, 3), np.uint8))
+    with pytest.raises(InputImageError, match="uint8"):
+        runner.run(np.zeros((1, 32, 32, 3), np.float32))  # check_frames
+    with pytest.raises(InputImageError, match="run_device"):
+        runner.run(_FakeCudaArray((1, 32, 32, 3)))
+    with pytest.raises(ShapeOutOfProfileError):
+        runner.run_device(_FakeCudaArray((2, 32, 32, 3)))  # batch 2 > max 1, on the device path too

@@ -35,7 +35,7 @@ def runner_class(path: str | os.PathLike | None) -> type[Runner]:
         from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
         return OnnxRuntimeRunner
-    # tensorrt_runner imports only numpy and our own modules at the top; TensorRT and cuda-python are
+    # tensorrt.runner imports only numpy and our own modules at the top; TensorRT and Polygraphy are
     # imported in TensorRTRunner.__init__, which raises TensorRTUnavailableError when they are missing.
     from hdm_deploy.tensorrt.runner import TensorRTRunner
 
