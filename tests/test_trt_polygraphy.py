@@ -579,3 +579,24 @@ def test_frames_and_profile_are_checked_before_tensorrt():
         runner.run(_FakeCudaArray((1, 32, 32, 3)))
     with pytest.raises(ShapeOutOfProfileError):
         runner.run_device(_FakeCudaArray((2, 32, 32, 3)))  # batch 2 > max 1, on the device path too
+
+
+def test_predictions_do_not_alias_polygraphys_reused_host_buffers():
+    prof = compute_profile({"io": "uint8"}, min_shape="1x16x16", opt_shape="1x16x16", max_shape="1x16x16")
+    runner = _bare_runner(prof, TensorInfo("image", True, np.dtype(np.uint8)))
+    enhanced = np.zeros((1, 16, 16, 3), np.uint8)  # the one host buffer Polygraphy hands back each call
+    masks = np.zeros((1, 5, 1, 1, 1), np.float32)
+
+    class Reusing:
+        def infer(self, feed, copy_outputs_to_host):
+            assert copy_outputs_to_host and feed["image"].shape == (1, 16, 16, 3)
+            enhanced[...] += 1
+            masks[...] += 1
+            return {"enhanced": enhanced, "masks": masks}
+
+    runner._runner = Reusing()
+    frames = np.zeros((1, 16, 16, 3), np.uint8)
+    first = runner.run(frames)
+    second = runner.run(frames)
+    assert first.image.max() == 1 and second.image.max() == 2
+    assert first.masks.max() == 1 and second.masks.max() == 2

@@ -361,7 +361,8 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
         x = prepare_input(frames, self.profile.layout, self.image.dtype)
         check_in_profile(x.shape, self.profile)  # before TensorRT sees the shape
         outputs = self._infer({IMAGE_INPUT: x}, copy_outputs_to_host=True)
-        return to_prediction(outputs, self.profile.layout)
+        # Polygraphy's host outputs view buffers it reuses on the next call: the Prediction owns copies.
+        return to_prediction({k: np.array(v, copy=True) for k, v in outputs.items()}, self.profile.layout)
 
     def run_device(self, image: Any) -> dict[str, Any]:
         """A device input already in the engine's layout and dtype (uint8 NHWC, or float NCHW in 0..1)
