@@ -7,12 +7,9 @@ import pytest
 
 from hdm_deploy.core.errors import TensorRTUnavailableError
 from hdm_deploy.tensorrt.runner import (
-    check_cuda,
-    cudart_module,
-    grow_capacity,
     numpy_dtype,
     prepare_input,
-    select_io_api,
+    require_tensor_api,
     to_prediction,
 )
 
@@ -21,7 +18,10 @@ def test_runner_module_imports_no_torch():
     import subprocess
     import sys
 
-    code = "import sys, hdm_deploy.tensorrt.runner, hdm_deploy.tensorrt.doctor, hdm_deploy.tensorrt.builder; print('torch' in sys.modules)"
+    code = (
+        "import sys, hdm_deploy.tensorrt.runner, hdm_deploy.tensorrt.doctor, hdm_deploy.tensorrt.builder, "
+        "hdm_deploy.tensorrt.trtexec, hdm_deploy.tensorrt.cudart; print('torch' in sys.modules)"
+    )
     assert (
         subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, check=True
@@ -30,15 +30,14 @@ def test_runner_module_imports_no_torch():
     )
 
 
-def test_select_io_api():
-    assert select_io_api("8.5.2", True, env={}) == "tensors"
-    assert select_io_api("8.6.2", True, env={"HDM_DEPLOY_TRT_IO_API": "bindings"}) == "bindings"
-    assert (
-        select_io_api("10.3.0", True, env={"HDM_DEPLOY_TRT_IO_API": "bindings"}) == "tensors"
-    )  # removed in 10
-    assert select_io_api("8.4.3", False, env={}) == "bindings"
+def test_runner_needs_the_tensor_name_api():
+    """Polygraphy's TrtRunner uses the tensor-name API only (the bindings path is gone)."""
+    require_tensor_api("8.5.2", True)
+    require_tensor_api("10.3.0", True)
+    with pytest.raises(TensorRTUnavailableError, match=r"≥ 8\.5"):
+        require_tensor_api("8.4.3", True)
     with pytest.raises(TensorRTUnavailableError):
-        select_io_api("10.3", False, env={})
+        require_tensor_api("10.3", False)
 
 
 def test_dtypes_and_input_preparation():
@@ -59,39 +58,22 @@ def test_to_prediction_layouts():
     assert q.image.shape == (1, 4, 4, 3) and q.image[0, 0, 0, 0] == 128 and q.image_float.dtype == np.float32
 
 
-def test_buffer_growth_policy():
-    assert grow_capacity(0, 1) == 1 << 20
-    assert grow_capacity(1 << 20, 1000) == 1 << 20
-    assert grow_capacity(1 << 20, (1 << 20) + 1) == 2 << 20
+def test_runner_needs_neither_pycuda_nor_cuda_python():
+    """Device memory, streams and copies are Polygraphy's; device facts come from libcudart via ctypes."""
+    import inspect
 
+    from hdm_deploy.tensorrt import builder, cudart, doctor, runner
 
-def test_cuda_python_binding_surface():
-    """The cuda-python calls the runner makes exist (no GPU needed to check the names)."""
-    cudart = pytest.importorskip("cuda.bindings.runtime", reason="cuda-python not installed")
-    del cudart
-    rt = cudart_module()
-    for name in (
-        "cudaMalloc",
-        "cudaMallocHost",
-        "cudaFree",
-        "cudaFreeHost",
-        "cudaMemcpyAsync",
-        "cudaStreamCreate",
-        "cudaStreamSynchronize",
-        "cudaStreamDestroy",
-        "cudaSetDevice",
-        "cudaGetDeviceProperties",
-    ):
-        assert hasattr(rt, name), name
-    assert check_cuda((rt.cudaError_t.cudaSuccess, 5)) == 5
-    with pytest.raises(TensorRTUnavailableError):
-        check_cuda((rt.cudaError_t.cudaErrorInsufficientDriver, None))
+    for module in (runner, builder, doctor, cudart):
+        source = inspect.getsource(module)
+        assert "import pycuda" not in source and "from cuda import" not in source
+        assert "cuda.bindings" not in source and "cudart_module" not in source
 
 
 def test_engine_round_trip_parity(tmp_path):
     """Build a tiny engine from an FP16-policy graph and run it (needs TensorRT + GPU)."""
     trt = pytest.importorskip("tensorrt", reason="TensorRT is not installed here (no GPU machine in CI)")
-    pytest.importorskip("cuda.bindings.runtime", reason="cuda-python is not installed")
+    pytest.importorskip("polygraphy", reason="Polygraphy is not installed")
     del trt
     import onnx
 

@@ -346,6 +346,9 @@ def parity_cmd(
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
     ] = None,
+    plugin_lib: Annotated[
+        Path | None, typer.Option("--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so to load.")
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     junit_path: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
     heatmap: Annotated[
@@ -385,7 +388,7 @@ def parity_cmd(
             if ref.suffix.lower() in (".pk", ".pt", ".pth")
             else {"masks": masks},
             heatmap_dir=heatmap,
-            runner_options={"device": device},
+            runner_options={"device": device, "plugin_lib": plugin_lib},
             progress=lambda name: status.update(f"parity {model.name} vs {ref.name}: {name} done"),
         )
     out.print(parity.render_table(report))
@@ -415,6 +418,9 @@ def bench_cmd(
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
     ] = None,
+    plugin_lib: Annotated[
+        Path | None, typer.Option("--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so to load.")
+    ] = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the timings as JSON.")] = None,
 ) -> None:
     """Latency (median, p90) and throughput per model, warm-up excluded."""
@@ -436,7 +442,7 @@ def bench_cmd(
             batch,
             warmup,
             iters,
-            runner_options={"masks": masks, "device": device},
+            runner_options={"masks": masks, "device": device, "plugin_lib": plugin_lib},
             progress=lambda _i: progress.advance(task),
         )
     out.print(bench.render_table(results))
@@ -589,6 +595,65 @@ def build_engine_cmd(
         console=console,
         out=out,
     )
+
+
+@app.command("trtexec-args")
+def trtexec_args_cmd(
+    model: Annotated[Path, typer.Argument(help="ONNX model from `hdm-deploy export`.")],
+    trt: Annotated[
+        str, typer.Option("--trt", help="TensorRT version trtexec belongs to: 8.5 | 8.6 | 10 | 10.x | 11.")
+    ] = "10",
+    fp16: Annotated[
+        bool, typer.Option("--fp16", help="FP16 engine (needs a graph exported with --precision fp16).")
+    ] = False,
+    engine: Annotated[
+        Path | None, typer.Option("--engine", help="Engine file trtexec writes (default: MODEL.engine).")
+    ] = None,
+    plugin_lib: Annotated[
+        Path | None,
+        typer.Option("--plugin-lib", help="libhdm_deploy_plugins.so as trtexec's machine sees it."),
+    ] = None,
+    min_shape: Annotated[
+        str | None, typer.Option("--min", help="Smallest input NxHxW (default 1x64x64).")
+    ] = None,
+    opt_shape: Annotated[
+        str | None, typer.Option("--opt", help="Input NxHxW tuned for (default 1x720x1280).")
+    ] = None,
+    max_shape: Annotated[
+        str | None, typer.Option("--max", help="Largest input NxHxW (default 1x1080x1920).")
+    ] = None,
+    timing_cache: Annotated[
+        Path | None, typer.Option("--timing-cache", help="Timing cache file for --timingCacheFile.")
+    ] = None,
+    strongly_typed: Annotated[
+        bool | None,
+        typer.Option(
+            "--strongly-typed/--no-strongly-typed", help="Default: strongly typed on TensorRT ≥ 10."
+        ),
+    ] = None,
+) -> None:
+    """Print the trtexec command that builds the engine `build-engine` would (profile, FP32 islands, plugin)."""
+    import shlex
+
+    from hdm_deploy.tensorrt.trtexec import trtexec_plan
+
+    plan = trtexec_plan(
+        _existing(
+            model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
+        ),
+        trt,
+        fp16=fp16,
+        engine=engine,
+        plugin_lib=plugin_lib,
+        min_shape=min_shape,
+        opt_shape=opt_shape,
+        max_shape=max_shape,
+        timing_cache=timing_cache,
+        strongly_typed=strongly_typed,
+    )
+    for note in plan.notes:
+        console.print(f"[dim]{note}[/]")
+    out.print(shlex.join(["trtexec", *plan.args]), highlight=False, soft_wrap=True)
 
 
 @app.command("doctor")

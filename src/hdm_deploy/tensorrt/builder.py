@@ -1,17 +1,24 @@
-"""``hdm-deploy build-engine``: ONNX → TensorRT engine + JSON sidecar.
+"""``hdm-deploy build-engine``: ONNX → TensorRT engine + JSON sidecar, built through Polygraphy.
 
-The TensorRT-touching code here is deliberately thin: every decision (flags per version, the
-profile, which layers to pin, the sidecar) is a plain function in ``flags.py``, ``profiles.py``,
-``sidecar.py`` and ``plugins.py``, tested without TensorRT. ``tensorrt`` and ``cuda`` are imported
-inside functions only.
+Polygraphy does the TensorRT plumbing: ``NetworkFromOnnxPath`` (network creation flags, parser,
+parser errors), ``PostprocessNetwork`` (our FP32-island pinning runs on the parsed network),
+``CreateConfig`` (profiles, FP16, TF32 off, ``OBEY_PRECISION_CONSTRAINTS``, workspace, the timing
+cache with its own guards, the progress monitor), ``EngineBytesFromNetwork`` (the build) and
+``LoadPlugins`` (our plugin library before parsing). What stays ours is every decision — flags per
+TensorRT version (``flags.py``), the profile (``profiles.py``), which layers to pin
+(``graph.precision.fp32_layer_names`` + ``flags.layers_to_pin``), plugin discovery
+(``plugins.py``), the sidecar and the atomic publication (``sidecar.py``, ``core.fs``) — as plain
+functions tested without TensorRT (``tests/test_engines_decisions.py``, ``tests/test_trt_polygraphy.py``).
+``tensorrt`` and ``polygraphy`` are imported inside functions only.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from hdm_deploy.core.errors import (
     ExportError,
@@ -22,6 +29,7 @@ from hdm_deploy.core.errors import (
 )
 from hdm_deploy.core.fs import atomic_write_bytes, sha256_file
 from hdm_deploy.tensorrt.flags import (
+    BuildConfigError,
     BuildFlags,
     decide_flags,
     layers_to_pin,
@@ -89,16 +97,176 @@ def import_tensorrt():
     return trt
 
 
-def gpu_facts() -> tuple[str | None, str | None, str | None]:  # pragma: no cover - needs a GPU
-    """(GPU name, compute capability "8.7", CUDA runtime version) via cuda-python, else (None,)*3."""
+def import_polygraphy_trt():
+    """``polygraphy.backend.trt`` (the loaders and ``TrtRunner``); Polygraphy imports TensorRT lazily."""
     try:
-        from hdm_deploy.tensorrt.runner import cudart_module, device_properties, runtime_version
+        from polygraphy.backend import trt as poly_trt
+    except ImportError as exc:
+        raise TensorRTUnavailableError(
+            "Polygraphy is not installed (hdm-deploy builds and runs TensorRT engines through it)",
+            "pip install 'hdm-deploy[trt]' (or: pip install polygraphy)",
+        ) from exc
+    return poly_trt
 
-        cudart = cudart_module()
-        name, cc = device_properties(cudart)
-        return name, cc, runtime_version(cudart)
+
+def gpu_facts(device: int = 0) -> tuple[str | None, str | None, str | None]:  # pragma: no cover - needs a GPU
+    """(GPU name, compute capability "8.7", CUDA runtime version) via libcudart, else (None,)*3."""
+    try:
+        from hdm_deploy.tensorrt import cudart
+
+        lib = cudart.cudart()
+        name, cc = cudart.device_properties(device, lib)
+        return name, cc, cudart.runtime_version(lib)
     except Exception:
         return None, None, None
+
+
+# ---- decisions → Polygraphy arguments (pure, tested without TensorRT) ---------------------------------
+
+
+def profile_shapes(profile: Profile) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+    """Our profile → ``{input: (min, opt, max)}`` tensor shapes, the arguments of
+    ``polygraphy.backend.trt.Profile().add(name, min, opt, max)`` (and of trtexec's ``--*Shapes``)."""
+    lo, mid, hi = profile.shapes()
+    return {profile.input_name: (tuple(lo), tuple(mid), tuple(hi))}
+
+
+@dataclass(frozen=True)
+class PolygraphyPlan:
+    """How :class:`~hdm_deploy.tensorrt.flags.BuildFlags` map onto Polygraphy's loaders.
+
+    ``NetworkFromOnnxPath(strongly_typed=)``; ``CreateConfig(fp16=, tf32=, precision_constraints=,
+    memory_pool_limits=, load_timing_cache=)``; ``pin_fp32`` adds our ``PostprocessNetwork`` step.
+    ``EXPLICIT_BATCH`` needs no argument: Polygraphy's ``CreateNetwork`` sets it before TRT 10.
+    """
+
+    strongly_typed: bool
+    fp16: bool
+    tf32: bool
+    precision_constraints: str | None
+    pin_fp32: bool
+    workspace: int | None = None
+    load_timing_cache: str | None = None
+
+
+def polygraphy_plan(
+    flags: BuildFlags, workspace: int | None = None, timing_cache: str | Path | None = None
+) -> PolygraphyPlan:
+    """Translate our flags; a flag without a Polygraphy equivalent is an error, never dropped silently."""
+    network = set(flags.network_flags)
+    unknown = network - {"EXPLICIT_BATCH", "STRONGLY_TYPED"}
+    unknown |= set(flags.set_flags) - {"FP16", "OBEY_PRECISION_CONSTRAINTS"}
+    unknown |= set(flags.clear_flags) - {"TF32"}
+    if unknown:
+        raise BuildConfigError(f"no Polygraphy mapping for TensorRT flag(s) {sorted(unknown)}")
+    return PolygraphyPlan(
+        strongly_typed="STRONGLY_TYPED" in network,  # TRT 11: always strong, the flag is not set
+        fp16="FP16" in flags.set_flags,
+        tf32="TF32" not in flags.clear_flags,
+        precision_constraints="obey" if "OBEY_PRECISION_CONSTRAINTS" in flags.set_flags else None,
+        pin_fp32=flags.pin_fp32_layers,
+        workspace=workspace,
+        load_timing_cache=timing_cache_to_load(timing_cache),
+    )
+
+
+def timing_cache_to_load(path: str | Path | None) -> str | None:
+    """The cache file to hand to ``CreateConfig(load_timing_cache=)``: only an existing, non-empty file.
+
+    Polygraphy's loader falls back to an empty cache when TensorRT cannot read the blob
+    (``create_timing_cache`` returns ``None`` for a cache of another TensorRT/GPU), so a foreign
+    cache costs build time, never the engine; a missing/empty file is simply not loaded.
+    """
+    if not path:
+        return None
+    p = Path(path)
+    return str(p) if p.is_file() and p.stat().st_size > 0 else None
+
+
+def save_timing_cache(config: Any, path: str | Path | None, log: Log = print) -> bool:
+    """After the engine is published: write the build's timing cache atomically. Never raises —
+    the engine is the product, the cache an optimisation (issue 12, item 5)."""
+    if not path or config is None:
+        return False
+    try:
+        cache = config.get_timing_cache()
+        if cache is None:
+            log(f"timing cache not updated: TensorRT returned no cache (kept {path})")
+            return False
+        atomic_write_bytes(Path(path), bytes(cache.serialize()))
+    except Exception as exc:  # reported; the engine is already written
+        log(f"timing cache not updated ({type(exc).__name__}: {exc}); the engine is fine")
+        return False
+    return True
+
+
+def make_pin_fp32(
+    node_names: Iterable[str],
+    fp32: Any,
+    float_types: Iterable[Any],
+    on_pinned: Callable[[list[str]], None] | None = None,
+) -> Callable[..., None]:
+    """The ``PostprocessNetwork`` callable pinning the FP32 islands of a weakly typed FP16 build:
+    every layer from an island node with a floating output gets ``precision = fp32`` and its float
+    outputs ``set_output_type(j, fp32)`` (with ``OBEY_PRECISION_CONSTRAINTS`` from CreateConfig).
+
+    ``fp32`` / ``float_types``: ``trt.float32`` / ``(trt.float32, trt.float16)``, passed in so the
+    callable is tested with a fake network.
+    """
+    names = list(node_names)
+    floats = tuple(float_types)
+
+    def pin_fp32_islands(network) -> None:
+        layers = [network.get_layer(i) for i in range(network.num_layers)]
+        described = [
+            (
+                layer.name,
+                getattr(layer, "metadata", None),
+                [
+                    getattr(layer.get_output(j).dtype, "name", str(layer.get_output(j).dtype))
+                    for j in range(layer.num_outputs)
+                ],
+            )
+            for layer in layers
+        ]
+        wanted = set(layers_to_pin(described, names))
+        for layer in layers:
+            if layer.name not in wanted:
+                continue
+            layer.precision = fp32
+            for j in range(layer.num_outputs):
+                if layer.get_output(j).dtype in floats:
+                    layer.set_output_type(j, fp32)
+        if on_pinned is not None:
+            on_pinned(sorted(wanted))
+
+    return pin_fp32_islands
+
+
+def config_with_cache_fallback(
+    create: Callable[[str | None], Callable], cache: str | None, log: Log = print
+) -> Callable:
+    """A ``config`` loader for ``EngineBytesFromNetwork``: ``create(cache)(builder, network)``; should
+    loading the cache fail in a way Polygraphy does not absorb (a TensorRT that raises instead of
+    returning ``None``), build without it. Remembers the config it returned (``.config``) so the
+    timing cache can be saved after the engine is published."""
+
+    def loader(builder, network):
+        try:
+            cfg = create(cache)(builder, network)
+        except Exception as exc:
+            if cache is None:
+                raise
+            log(f"timing cache {cache} not usable here ({type(exc).__name__}); building without it")
+            cfg = create(None)(builder, network)
+        loader.config = cfg
+        return cfg
+
+    loader.config = None
+    return loader
+
+
+# ---- the build (needs TensorRT) -------------------------------------------------------------------------
 
 
 @dataclass
@@ -136,14 +304,19 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
     except (ValueError, InputImageError) as exc:  # InputImageError: the profile exceeds max_pixels
         raise HdmDeployError(f"invalid optimisation profile: {exc}", "check --min/--opt/--max") from None
     trt = import_tensorrt()
+    poly = import_polygraphy_trt()
+    from polygraphy.exception import PolygraphyException
+    from polygraphy.logger import G_LOGGER
+
     flags = decide_flags(trt.__version__, facts.precision, fp16, strongly_typed)
     for note in flags.notes:
         log(note)
+    plan = polygraphy_plan(flags, workspace_bytes(workspace_gb), timing_cache)
 
     plugin_path: Path | None = None
     if plugin_lib or model_needs_plugin(facts.op_ids):
         plugin_path = find_plugin_library(plugin_lib, required=True)
-        load_plugin_library(plugin_path)
+        load_plugin_library(plugin_path)  # validates the file, registers HdmDeformConv (idempotent)
         log(f"plugin library: {plugin_path}")
     if facts.has_functions and parse_version(trt.__version__)[0] < 9:
         raise ExportError(
@@ -151,71 +324,55 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
             "re-export with `hdm-deploy export --inline-functions` (see docs/jetson.md, JetPack 5.1)",
         )
 
-    logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
-    trt.init_libnvinfer_plugins(logger, "")
-    builder = trt.Builder(logger)
-    net_flags = 0
-    for name in flags.network_flags:
-        net_flags |= 1 << int(getattr(trt.NetworkDefinitionCreationFlag, name))
-    network = builder.create_network(net_flags)
-    parser = trt.OnnxParser(network, logger)
-    log(f"parsing {facts.path} …")
-    if not parser.parse_from_file(str(facts.path)):
-        errors = [str(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise ExportError(
-            f"TensorRT {trt.__version__}'s ONNX parser rejected {facts.path.name}: " + " | ".join(errors[:5]),
-            f"run `hdm-deploy doctor {facts.path} --trt {'.'.join(trt.__version__.split('.')[:2])}` for the fix",
+    network = poly.NetworkFromOnnxPath(str(facts.path), strongly_typed=plan.strongly_typed)
+    if plugin_path is not None:
+        network = poly.LoadPlugins(plugins=[str(plugin_path)], obj=network)
+    pinned: list[str] = []
+    if plan.pin_fp32 and facts.fp32_node_names:
+        network = poly.PostprocessNetwork(
+            network,
+            make_pin_fp32(facts.fp32_node_names, trt.float32, (trt.float32, trt.float16), pinned.extend),
+            name="pin FP32 islands",
         )
 
-    config = builder.create_builder_config()
-    for name in flags.set_flags:
-        config.set_flag(getattr(trt.BuilderFlag, name))
-    for name in flags.clear_flags:
-        config.clear_flag(getattr(trt.BuilderFlag, name))
-    ws = workspace_bytes(workspace_gb)
-    if ws is not None:
-        config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, ws)
-
-    pinned: list[str] = []
-    if flags.pin_fp32_layers and facts.fp32_node_names:
-        described = []
-        for i in range(network.num_layers):
-            layer = network.get_layer(i)
-            dtypes = [layer.get_output(j).dtype.name for j in range(layer.num_outputs)]
-            described.append((layer.name, getattr(layer, "metadata", None), dtypes))
-        pinned = layers_to_pin(described, facts.fp32_node_names)
-        wanted = set(pinned)
-        for i in range(network.num_layers):
-            layer = network.get_layer(i)
-            if layer.name in wanted:
-                layer.precision = trt.float32
-                for j in range(layer.num_outputs):
-                    if layer.get_output(j).dtype in (trt.float32, trt.float16):
-                        layer.set_output_type(j, trt.float32)
-        log(f"pinned {len(pinned)} layers to FP32 (islands of the FP16 policy)")
-
-    prof = builder.create_optimization_profile()
-    lo, mid, hi = profile.shapes()
-    prof.set_shape(profile.input_name, lo, mid, hi)
-    config.add_optimization_profile(prof)
+    shapes = profile_shapes(profile)
+    poly_profile = poly.Profile()
+    for name, (lo, mid, hi) in shapes.items():
+        poly_profile.add(name, lo, mid, hi)
     log(profile.describe())
 
-    cache_path = Path(timing_cache) if timing_cache else None
-    if cache_path is not None:
-        blob = cache_path.read_bytes() if cache_path.is_file() else b""
-        cache = config.create_timing_cache(blob)
-        config.set_timing_cache(cache, ignore_mismatch=False)
-    if progress is not None and hasattr(trt, "IProgressMonitor"):
-        config.progress_monitor = progress
+    def create(cache: str | None):
+        return poly.CreateConfig(
+            profiles=[poly_profile],
+            fp16=plan.fp16,
+            tf32=plan.tf32,
+            precision_constraints=plan.precision_constraints,
+            memory_pool_limits=(
+                {trt.MemoryPoolType.WORKSPACE: plan.workspace} if plan.workspace is not None else None
+            ),
+            load_timing_cache=cache,
+            progress_monitor=progress if progress is not None and hasattr(trt, "IProgressMonitor") else None,
+        )
 
+    config = config_with_cache_fallback(create, plan.load_timing_cache, log)
     t0 = time.perf_counter()
-    log("building (minutes on a Jetson) …")
-    serialized = builder.build_serialized_network(network, config)
-    if serialized is None:
+    log(f"parsing {facts.path} and building (minutes on a Jetson) …")
+    try:
+        with G_LOGGER.verbosity(G_LOGGER.VERBOSE if verbose else G_LOGGER.WARNING):
+            serialized = poly.EngineBytesFromNetwork(network, config=config)()
+    except PolygraphyException as exc:
+        text = str(exc)
+        if "pars" in text.lower() or "onnx" in text.lower():
+            raise ExportError(
+                f"TensorRT {trt.__version__}'s ONNX parser rejected {facts.path.name}: {text.splitlines()[0] if text else ''}",
+                f"run `hdm-deploy doctor {facts.path} --trt {'.'.join(trt.__version__.split('.')[:2])}` for the fix",
+            ) from None
+        raise ExportError(f"TensorRT failed to build the engine: {text}", "re-run with --verbose") from None
+    if not serialized:
         raise ExportError("TensorRT failed to build the engine (see the log above)", "re-run with --verbose")
     seconds = time.perf_counter() - t0
-    if cache_path is not None:
-        atomic_write_bytes(cache_path, bytes(config.get_timing_cache().serialize()))
+    if plan.pin_fp32 and facts.fp32_node_names:
+        log(f"pinned {len(pinned)} layers to FP32 (islands of the FP16 policy)")
 
     output = Path(output)
     name, cc, cuda_version = gpu_facts()
@@ -246,13 +403,16 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
     )
     side = publish_engine(output, bytes(serialized), sidecar)  # sidecar first, then the engine
     log(f"wrote {output} ({output.stat().st_size / 1e6:.1f} MB) and {side.name} in {seconds:.0f} s")
+    if timing_cache:
+        save_timing_cache(config.config, timing_cache, log)  # after the engine: it can only cost the cache
     return BuildResult(output, side, sidecar, flags, profile, pinned)
 
 
 def make_progress_monitor(
     on_phase: Callable[[str, int, int], None],
 ):  # pragma: no cover - needs TensorRT ≥ 10
-    """A ``trt.IProgressMonitor`` that reports (phase, step, steps) to ``on_phase`` (rich progress)."""
+    """A ``trt.IProgressMonitor`` that reports (phase, step, steps) to ``on_phase`` (rich progress);
+    handed to Polygraphy's ``CreateConfig(progress_monitor=)``."""
     trt = import_tensorrt()
     if not hasattr(trt, "IProgressMonitor"):
         return None

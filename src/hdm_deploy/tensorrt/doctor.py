@@ -81,8 +81,6 @@ def detect_versions() -> Versions:  # pragma: no cover - environment probing; th
         "onnxruntime",
         "onnxruntime-gpu",
         "polygraphy",
-        "cuda-python",
-        "cuda-bindings",
         "numpy",
         "opencv-python-headless",
     ):
@@ -93,17 +91,14 @@ def detect_versions() -> Versions:  # pragma: no cover - environment probing; th
         v.tensorrt = tensorrt.__version__
     except Exception:
         v.tensorrt = package_version("tensorrt")
-    try:
-        from hdm_deploy.tensorrt.runner import check_cuda, cudart_module, device_properties
+    try:  # libcudart through Polygraphy's ctypes wrapper (no cuda-python / pycuda)
+        from hdm_deploy.tensorrt import cudart
 
-        cudart = cudart_module()
-        rt = check_cuda(cudart.cudaRuntimeGetVersion())
-        v.cuda_runtime = f"{rt // 1000}.{(rt % 1000) // 10}"
-        drv = check_cuda(cudart.cudaDriverGetVersion())
-        v.cuda_driver = f"{drv // 1000}.{(drv % 1000) // 10}" if drv else None
-        count = check_cuda(cudart.cudaGetDeviceCount())
-        for i in range(count or 0):
-            name, cc = device_properties(cudart, i)
+        lib = cudart.cudart()
+        v.cuda_runtime = cudart.runtime_version(lib)
+        v.cuda_driver = cudart.driver_version(lib)
+        for i in range(cudart.device_count(lib)):
+            name, cc = cudart.device_properties(i, lib)
             v.gpus.append(f"{name} (sm_{cc.replace('.', '')})")
     except Exception:
         pass

@@ -1,25 +1,28 @@
-"""TensorRT runner: same interface as the ONNX Runtime runner, no torch.
+"""TensorRT runner on Polygraphy: same interface as the ONNX Runtime runner, no torch.
 
-Loads ``model.engine`` and its sidecar (``model.engine.json``), checks the sidecar against the
-running TensorRT and GPU (:class:`~hdm_deploy.errors.EngineMismatchError` with the rebuild
-command), loads the plugin library when the engine needs it, and runs batches on one CUDA stream
-with pinned host buffers (cuda-python's runtime API; ``cuda.bindings.runtime`` in cuda-python ≥ 12.6,
-``cuda.cudart`` before). Input shapes are checked against the optimisation profile *before*
-TensorRT is touched (:func:`hdm_deploy.engines.profiles.check_in_profile`).
+``TensorRTRunner`` wraps Polygraphy's ``TrtRunner(EngineFromBytes(...))`` (``LoadPlugins`` in front
+when a plugin library is wanted): Polygraphy owns the TensorRT runtime, the execution context, the
+CUDA stream and the device/host buffers (through its ``ctypes`` wrapper of ``libcudart``), so
+neither pycuda nor cuda-python is needed. What stays ours:
 
-I/O API: TensorRT ≥ 8.5 has the tensor-name API (``num_io_tensors``, ``set_input_shape``,
-``set_tensor_address``, ``execute_async_v3``); the binding-index API (``num_bindings``,
-``set_binding_shape``, ``execute_async_v2``) is deprecated in 8.5/8.6 and removed in 10.
-:func:`select_io_api` picks per version; ``HDM_DEPLOY_TRT_IO_API=bindings`` forces the old path on
-8.5/8.6 (a workaround, should a JetPack 5 build misbehave with v3).
+- the sidecar check (``model.engine.json``, :mod:`hdm_deploy.tensorrt.sidecar`): a mismatch raises
+  :class:`~hdm_deploy.core.errors.EngineMismatchError` with the rebuild command, a tolerable one is
+  one :class:`~hdm_deploy.core.errors.HdmDeployWarning` line;
+- engines without a sidecar (built with ``trtexec``) run after one warning line; their I/O and
+  profile are read from the engine (``get_tensor_profile_shape``);
+- the plugin library choice (:func:`select_plugin_library`);
+- device selection (``cudaSetDevice`` via :mod:`hdm_deploy.tensorrt.cudart`);
+- frames validated (``check_frames``) and the shape checked against the profile *before* TensorRT
+  sees it (:func:`~hdm_deploy.tensorrt.profiles.check_in_profile`);
+- device inputs (``__cuda_array_interface__``: torch CUDA tensors, CuPy arrays) wrapped as
+  ``polygraphy.cuda.DeviceView`` without a host copy (:meth:`TensorRTRunner.run_device`).
 """
 
 from __future__ import annotations
 
-import ctypes
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,11 +34,16 @@ from hdm_deploy.core.errors import (
     EngineMismatchError,
     HdmDeployError,
     HdmDeployWarning,
-    TensorRTUnavailableError,
+    InputImageError,
 )
-from hdm_deploy.core.runner import Prediction, Runner, quantize
+from hdm_deploy.core.runner import Prediction, Runner, check_frames, quantize
+from hdm_deploy.tensorrt.profiles import Profile
 
 IMAGE_INPUT = INPUT_NAME
+
+NO_SIDECAR_WARNING = (
+    "no sidecar: TensorRT/GPU compatibility not checked; pass --plugin-lib if it uses HdmDeformConv"
+)
 
 _NUMPY_OF_TRT = {
     "FLOAT": np.float32,
@@ -52,22 +60,18 @@ _NUMPY_OF_TRT = {
 # ---- pure decisions (tested without TensorRT) ------------------------------------------------------
 
 
-def select_io_api(trt_version: str, has_tensor_api: bool, env: dict[str, str] | None = None) -> str:
-    """'tensors' (name-based, TRT ≥ 8.5) or 'bindings' (index-based, TRT < 10 only)."""
-    from hdm_deploy.tensorrt.flags import parse_version
+def require_tensor_api(trt_version: str, has_tensor_api: bool) -> None:
+    """Polygraphy's ``TrtRunner`` drives TensorRT by tensor name (``num_io_tensors``,
+    ``set_input_shape``, ``execute_async_v3``): TensorRT ≥ 8.5. The binding-index API of older
+    releases (and the ``HDM_DEPLOY_TRT_IO_API=bindings`` workaround) is gone."""
+    from hdm_deploy.core.errors import TensorRTUnavailableError
+    from hdm_deploy.tensorrt.flags import MIN_TRT, parse_version
 
-    env = os.environ if env is None else env
-    v = parse_version(trt_version)
-    forced = env.get("HDM_DEPLOY_TRT_IO_API", "").strip().lower()
-    if forced == "bindings" and v[0] < 10:
-        return "bindings"
-    if has_tensor_api and v[:2] >= (8, 5):
-        return "tensors"
-    if v[0] >= 10:
+    if parse_version(trt_version)[:2] < MIN_TRT or not has_tensor_api:
         raise TensorRTUnavailableError(
-            f"TensorRT {trt_version} lacks the tensor-name API", "reinstall TensorRT's Python bindings"
+            f"TensorRT {trt_version} lacks the tensor-name API the runner uses (need ≥ 8.5)",
+            "install TensorRT ≥ 8.5 (JetPack ≥ 5.1), or reinstall TensorRT's Python bindings",
         )
-    return "bindings"
 
 
 def numpy_dtype(trt_dtype_name: str) -> np.dtype:
@@ -89,11 +93,11 @@ def prepare_input(frames: np.ndarray, layout: str, dtype: np.dtype) -> np.ndarra
     return np.ascontiguousarray(x.astype(dtype, copy=False))
 
 
-def to_prediction(outputs: dict[str, np.ndarray], layout: str) -> Prediction:
+def to_prediction(outputs: Mapping[str, np.ndarray], layout: str) -> Prediction:
     """Engine outputs → :class:`Prediction` (uint8 I/O gives ``image``; float I/O gives ``image_float`` too)."""
-    enhanced = outputs[OUTPUT_NAME]
+    enhanced = np.asarray(outputs[OUTPUT_NAME])
     extras = {
-        k: v.astype(np.float32, copy=False) if v.dtype == np.float16 else v
+        k: np.asarray(v).astype(np.float32, copy=False) if np.asarray(v).dtype == np.float16 else np.asarray(v)
         for k, v in outputs.items()
         if k != OUTPUT_NAME
     }
@@ -103,92 +107,159 @@ def to_prediction(outputs: dict[str, np.ndarray], layout: str) -> Prediction:
     return Prediction(image=quantize(image_float), image_float=image_float, extras=extras)
 
 
-def grow_capacity(current: int, needed: int) -> int:
-    """Buffer size policy: reuse while big enough, else grow to the need (rounded up to 1 MiB)."""
-    if needed <= current:
-        return current
-    mib = 1 << 20
-    return ((needed + mib - 1) // mib) * mib
-
-
-# ---- cuda-python (imported lazily) ------------------------------------------------------------------
-
-
-def cudart_module():
-    """cuda-python's runtime module: ``cuda.bindings.runtime`` (≥ 12.6) or ``cuda.cudart`` (older)."""
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        try:
-            from cuda import cudart  # type: ignore[no-redef]
-        except ImportError as exc:
-            raise TensorRTUnavailableError(
-                "cuda-python is not installed (needed to feed TensorRT)",
-                "pip install cuda-python (match the CUDA major version of your TensorRT)",
-            ) from exc
-    return cudart
-
-
-def check_cuda(result: Any) -> Any:
-    """Unpack a cuda-python ``(err, *values)`` tuple, raising on error."""
-    err, *values = result if isinstance(result, tuple) else (result,)
-    code = int(getattr(err, "value", err))
-    if code != 0:
-        raise TensorRTUnavailableError(f"CUDA error {err}", "check the GPU driver (nvidia-smi / tegrastats)")
-    if not values:
-        return None
-    return values[0] if len(values) == 1 else tuple(values)
-
-
-def device_properties(cudart, device: int = 0) -> tuple[str, str]:  # pragma: no cover - needs a GPU
-    props = check_cuda(cudart.cudaGetDeviceProperties(device))
-    name = props.name.decode() if isinstance(props.name, bytes) else str(props.name)
-    return name.strip("\x00 "), f"{props.major}.{props.minor}"
-
-
-def runtime_version(cudart) -> str:  # pragma: no cover - needs the CUDA runtime library
-    v = check_cuda(cudart.cudaRuntimeGetVersion())
-    return f"{v // 1000}.{(v % 1000) // 10}"
-
-
-class _Buffer:  # pragma: no cover - needs a GPU
-    """A device buffer and its pinned host twin, grown on demand."""
-
-    def __init__(self, cudart):
-        self.cudart = cudart
-        self.capacity = 0
-        self.device = 0
-        self.host = 0
-
-    def ensure(self, nbytes: int) -> None:
-        size = grow_capacity(self.capacity, max(nbytes, 1))
-        if size == self.capacity:
-            return
-        self.free()
-        self.device = check_cuda(self.cudart.cudaMalloc(size))
-        self.host = check_cuda(self.cudart.cudaMallocHost(size))
-        self.capacity = size
-
-    def host_array(self, shape: Sequence[int], dtype: np.dtype) -> np.ndarray:
-        count = int(np.prod(shape)) * np.dtype(dtype).itemsize
-        raw = (ctypes.c_uint8 * count).from_address(self.host)
-        return np.frombuffer(raw, dtype=np.uint8).view(dtype).reshape(shape)
-
-    def free(self) -> None:
-        if self.device:
-            self.cudart.cudaFree(self.device)
-        if self.host:
-            self.cudart.cudaFreeHost(self.host)
-        self.device = self.host = 0
-        self.capacity = 0
-
-
-@dataclass
-class _Tensor:
+@dataclass(frozen=True)
+class TensorInfo:
     name: str
     is_input: bool
     dtype: np.dtype
-    index: int  #: binding index (bindings API) or position
+
+
+def describe_io(engine: Any, input_mode: Any) -> list[TensorInfo]:
+    """The engine's I/O tensors (tensor-name API, TRT ≥ 8.5; ``input_mode``: ``trt.TensorIOMode.INPUT``)."""
+    out = []
+    for i in range(engine.num_io_tensors):
+        name = engine.get_tensor_name(i)
+        dtype = engine.get_tensor_dtype(name)
+        out.append(
+            TensorInfo(
+                name,
+                engine.get_tensor_mode(name) == input_mode,
+                numpy_dtype(getattr(dtype, "name", str(dtype))),
+            )
+        )
+    return out
+
+
+def check_hdm_io(tensors: Sequence[TensorInfo]) -> TensorInfo:
+    """The image input, after checking this is an hdm-deploy graph's I/O (image → enhanced[, extras])."""
+    names = [t.name for t in tensors]
+    image = next((t for t in tensors if t.name == IMAGE_INPUT and t.is_input), None)
+    if image is None or OUTPUT_NAME not in names:
+        raise EngineMismatchError(
+            f"engine I/O {names} is not an hdm-deploy graph's (image → enhanced, …)",
+            "build the engine from an `hdm-deploy export` ONNX file (trtexec: see `hdm-deploy trtexec-args`)",
+        )
+    return image
+
+
+def layout_of(image: TensorInfo) -> str:
+    """uint8 input: the NHWC uint8 graph; a float input: the NCHW float graph."""
+    return "NHWC" if image.dtype == np.uint8 else "NCHW"
+
+
+def profile_from_engine(image: TensorInfo, shapes: Sequence[Sequence[int]]) -> Profile:
+    """Profile 0 of an engine without sidecar, from ``engine.get_tensor_profile_shape(image, 0)``
+    (``[min, opt, max]`` tensor shapes)."""
+    layout = layout_of(image)
+    if len(shapes) != 3 or any(len(s) != 4 for s in shapes):
+        raise EngineMismatchError(f"engine profile of {image.name!r} is not 3 × 4-D shapes: {shapes}")
+
+    def nhw(s: Sequence[int]) -> tuple[int, int, int]:
+        s = [int(v) for v in s]
+        return (s[0], s[1], s[2]) if layout == "NHWC" else (s[0], s[2], s[3])
+
+    lo, mid, hi = (nhw(s) for s in shapes)
+    try:
+        return Profile(image.name, layout, lo, mid, hi)
+    except ValueError as exc:
+        raise EngineMismatchError(f"engine profile {list(shapes)} is unusable: {exc}") from None
+
+
+def wants_plugin(
+    explicit: str | os.PathLike | None, sidecar: Any, env: Mapping[str, str] | None = None
+) -> bool:
+    """Whether the runner loads a plugin library: ``--plugin-lib`` or ``$HDM_DEPLOY_PLUGIN_LIB``
+    (named on purpose), else the sidecar's word (built with one); no sidecar → only when named."""
+    from hdm_deploy.tensorrt.plugins import ENV_VAR
+
+    env = os.environ if env is None else env
+    if explicit or env.get(ENV_VAR):
+        return True
+    return bool(sidecar is not None and getattr(sidecar, "plugin_sha256", None))
+
+
+def select_plugin_library(
+    explicit: str | os.PathLike | None, sidecar: Any, env: Mapping[str, str] | None = None
+) -> Path | None:
+    """Which library: ``--plugin-lib`` > ``$HDM_DEPLOY_PLUGIN_LIB`` > the sidecar's ``plugin_file``
+    (where it was at build time, if still there) > discovery (package / build directories)."""
+    from hdm_deploy.tensorrt.plugins import ENV_VAR, find_plugin_library
+
+    env = os.environ if env is None else env
+    if not wants_plugin(explicit, sidecar, env):
+        return None
+    if explicit or env.get(ENV_VAR):
+        return find_plugin_library(explicit or env[ENV_VAR], required=True)
+    built_with = getattr(sidecar, "plugin_file", None)
+    if built_with and Path(built_with).is_file():
+        return Path(built_with)
+    return find_plugin_library(None, required=True)
+
+
+def cuda_array_interface(obj: Any) -> dict | None:
+    """``obj.__cuda_array_interface__`` (torch CUDA tensors, CuPy, Numba…), else ``None``."""
+    try:
+        cai = getattr(obj, "__cuda_array_interface__", None)
+    except Exception:  # torch raises for CPU tensors on some versions
+        return None
+    return cai if isinstance(cai, dict) else None
+
+
+def is_device_array(obj: Any) -> bool:
+    if cuda_array_interface(obj) is not None:
+        return True
+    try:
+        from polygraphy.cuda import DeviceView
+    except ImportError:  # pragma: no cover
+        return False
+    return isinstance(obj, DeviceView)
+
+
+def device_view(obj: Any, expected_dtype: np.dtype | None = None):
+    """Wrap a device array as ``polygraphy.cuda.DeviceView`` (no copy): its pointer, shape and dtype
+    from ``__cuda_array_interface__``. Must be C-contiguous; ``expected_dtype``: the engine input's."""
+    from polygraphy.cuda import DeviceView
+
+    if isinstance(obj, DeviceView):  # already wrapped: its Polygraphy DataType is taken as given
+        view, dtype, shape = obj, None, tuple(obj.shape)
+    else:
+        cai = cuda_array_interface(obj)
+        if cai is None:
+            raise InputImageError(
+                f"{type(obj).__name__} is not a device array (no __cuda_array_interface__)",
+                "pass a numpy array to run(), or a torch CUDA tensor / CuPy array to run_device()",
+            )
+        shape = tuple(int(s) for s in cai["shape"])
+        dtype = np.dtype(cai["typestr"])
+        strides = cai.get("strides")
+        if strides is not None and tuple(strides) != _c_strides(shape, dtype.itemsize):
+            raise InputImageError(
+                f"device input with strides {tuple(strides)} is not C-contiguous",
+                "make it contiguous first (tensor.contiguous() / cupy.ascontiguousarray)",
+            )
+        ptr = int(cai["data"][0])
+        if ptr == 0 and int(np.prod(shape)) > 0:
+            raise InputImageError("device input has a null pointer")
+        view = DeviceView(ptr, shape, dtype)
+    if expected_dtype is not None and dtype is not None and dtype != np.dtype(expected_dtype):
+        raise InputImageError(
+            f"device input is {dtype}, the engine's input is {np.dtype(expected_dtype)}",
+            "uint8 NHWC engines take uint8 [N,H,W,3]; float engines take [N,3,H,W] in 0..1",
+        )
+    if len(shape) != 4:
+        raise InputImageError(f"expected a 4-D device input, got shape {list(shape)}")
+    return view
+
+
+def _c_strides(shape: Sequence[int], itemsize: int) -> tuple[int, ...]:
+    out, step = [], itemsize
+    for dim in reversed(shape):
+        out.append(step)
+        step *= int(dim)
+    return tuple(reversed(out))
+
+
+# ---- the runner (needs TensorRT and a GPU) ------------------------------------------------------------
 
 
 class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; decisions tested above
@@ -207,162 +278,131 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
     ):
         super().__init__(model_path)
         from hdm_deploy.core.device import device_for
-
-        device = int(device_for("tensorrt", device) or 0)  # "cuda:1" / "1" → 1; "cpu" is refused
         from hdm_deploy.core.fs import sha256_file
-        from hdm_deploy.tensorrt.builder import import_tensorrt
-        from hdm_deploy.tensorrt.plugins import find_plugin_library, load_plugin_library
-        from hdm_deploy.tensorrt.profiles import Profile
+        from hdm_deploy.tensorrt import cudart
+        from hdm_deploy.tensorrt.builder import import_polygraphy_trt, import_tensorrt
+        from hdm_deploy.tensorrt.plugins import load_plugin_library
         from hdm_deploy.tensorrt.sidecar import RuntimeFacts, raise_on_mismatch, read_sidecar
         from hdm_deploy.tensorrt.sidecar import check_sidecar as compare
 
+        device = int(device_for("tensorrt", device) or 0)  # "cuda:1" / "1" → 1; "cpu" is refused
         path = Path(model_path)
         if not path.is_file():
             raise EngineMismatchError(
                 f"engine not found: {path}", "build one with `hdm-deploy build-engine MODEL.onnx`"
             )
-        self.sidecar = read_sidecar(path, required=check_sidecar)
-        trt = import_tensorrt()
-        self.trt = trt
-        self.cudart = cudart_module()
-        check_cuda(self.cudart.cudaSetDevice(device))
-
-        plugin_path = None
-        wants_plugin = plugin_lib or (self.sidecar is not None and self.sidecar.plugin_sha256)
-        if wants_plugin:
-            plugin_path = find_plugin_library(plugin_lib, required=True)
-            load_plugin_library(plugin_path)
-        self.plugin_path = plugin_path
-        gpu_name, cc = device_properties(self.cudart, device)
-        self.gpu_name, self.compute_capability = gpu_name, cc
+        self.sidecar = read_sidecar(path, required=False)  # trtexec engines have none
         self.warnings: list[str] = []
-        if self.sidecar is not None:
-            facts = RuntimeFacts(
-                trt.__version__, gpu_name, cc, sha256_file(plugin_path) if plugin_path else None
-            )
-            self.warnings = [str(m) for m in raise_on_mismatch(path, compare(self.sidecar, facts))]
-            for text in self.warnings:  # e.g. another GPU of the same architecture: it runs, maybe slower
-                warnings.warn(f"{path.name}: {text}", HdmDeployWarning, stacklevel=2)
+        if self.sidecar is None and check_sidecar:
+            self.warnings.append(NO_SIDECAR_WARNING)
+            warnings.warn(f"{path.name}: {NO_SIDECAR_WARNING}", HdmDeployWarning, stacklevel=2)
+        trt = import_tensorrt()
+        poly = import_polygraphy_trt()
+        self.trt = trt
+        lib = cudart.cudart()
+        cudart.set_device(device, lib)  # before Polygraphy creates its stream and buffers
+        self.device = device
 
-        self.logger = trt.Logger(trt.Logger.VERBOSE if verbose else trt.Logger.WARNING)
-        trt.init_libnvinfer_plugins(self.logger, "")
-        self.runtime = trt.Runtime(self.logger)
-        self.engine = self.runtime.deserialize_cuda_engine(path.read_bytes())
-        if self.engine is None:
+        self.plugin_path = select_plugin_library(plugin_lib, self.sidecar)
+        if self.plugin_path is not None:
+            load_plugin_library(self.plugin_path)  # validates the file, registers HdmDeformConv
+        self.gpu_name, self.compute_capability = cudart.device_properties(device, lib)
+        if self.sidecar is not None and check_sidecar:
+            facts = RuntimeFacts(
+                trt.__version__,
+                self.gpu_name,
+                self.compute_capability,
+                sha256_file(self.plugin_path) if self.plugin_path else None,
+            )
+            mismatches = [str(m) for m in raise_on_mismatch(path, compare(self.sidecar, facts))]
+            for text in mismatches:  # e.g. another GPU of the same architecture: it runs, maybe slower
+                warnings.warn(f"{path.name}: {text}", HdmDeployWarning, stacklevel=2)
+            self.warnings += mismatches
+
+        from polygraphy.exception import PolygraphyException
+        from polygraphy.logger import G_LOGGER
+
+        engine_loader = poly.EngineFromBytes(path.read_bytes())
+        if self.plugin_path is not None:
+            engine_loader = poly.LoadPlugins(plugins=[str(self.plugin_path)], obj=engine_loader)
+        self._severity = G_LOGGER.VERBOSE if verbose else G_LOGGER.WARNING
+        try:
+            with G_LOGGER.verbosity(self._severity):
+                self._runner = poly.TrtRunner(engine_loader)
+                self._runner.activate()
+        except PolygraphyException:
             raise EngineMismatchError(
                 f"TensorRT {trt.__version__} could not deserialize {path.name}",
-                "it was built by another TensorRT version/GPU or needs the plugin library; rebuild it here",
-            )
-        self.context = self.engine.create_execution_context()
-        self.io_api = select_io_api(trt.__version__, hasattr(self.engine, "num_io_tensors"))
-        self.tensors = self._describe_io()
-        names = [t.name for t in self.tensors]
-        if IMAGE_INPUT not in names or OUTPUT_NAME not in names:
-            raise EngineMismatchError(
-                f"engine I/O {names} is not an hdm-deploy graph's (image → enhanced, …)"
-            )
-        image = next(t for t in self.tensors if t.name == IMAGE_INPUT)
+                "it was built by another TensorRT version/GPU or needs the plugin library "
+                "(--plugin-lib); rebuild it here",
+            ) from None
+        engine = self._runner.engine
+        require_tensor_api(trt.__version__, hasattr(engine, "num_io_tensors"))
+        self.tensors = describe_io(engine, trt.TensorIOMode.INPUT)
+        self.image = check_hdm_io(self.tensors)
         if self.sidecar is not None:
             self.profile = self.sidecar.profile(0)
+            self.min_side = int(self.sidecar.model_metadata.get("min_side") or 1)
         else:
-            lo, mid, hi = self._engine_profile(image)
-            layout = "NHWC" if image.dtype == np.uint8 else "NCHW"
-            nhw = (lambda s: (s[0], s[1], s[2])) if layout == "NHWC" else (lambda s: (s[0], s[2], s[3]))
-            self.profile = Profile(IMAGE_INPUT, layout, nhw(lo), nhw(mid), nhw(hi))
-        self.stream = check_cuda(self.cudart.cudaStreamCreate())
-        self.buffers = {t.name: _Buffer(self.cudart) for t in self.tensors}
+            shapes = [tuple(s) for s in engine.get_tensor_profile_shape(IMAGE_INPUT, 0)]
+            self.profile = profile_from_engine(self.image, shapes)
+        if layout_of(self.image) != self.profile.layout:
+            raise EngineMismatchError(
+                f"engine input is {self.image.dtype} but the sidecar says {self.profile.layout}",
+                "the sidecar belongs to another engine; rebuild with `hdm-deploy build-engine`",
+            )
 
-    def _describe_io(self) -> list[_Tensor]:
-        trt, e = self.trt, self.engine
-        out = []
-        if self.io_api == "tensors":
-            for i in range(e.num_io_tensors):
-                name = e.get_tensor_name(i)
-                is_input = e.get_tensor_mode(name) == trt.TensorIOMode.INPUT
-                out.append(_Tensor(name, is_input, numpy_dtype(e.get_tensor_dtype(name).name), i))
-        else:
-            for i in range(e.num_bindings):
-                out.append(
-                    _Tensor(
-                        e.get_binding_name(i),
-                        e.binding_is_input(i),
-                        numpy_dtype(e.get_binding_dtype(i).name),
-                        i,
-                    )
-                )
-        return out
-
-    def _engine_profile(self, image: _Tensor):
-        if self.io_api == "tensors":
-            return [tuple(s) for s in self.engine.get_tensor_profile_shape(image.name, 0)]
-        return [tuple(s) for s in self.engine.get_profile_shape(0, image.index)]
-
-    def run(self, frames: np.ndarray) -> Prediction:
+    def run(self, frames: Any) -> Prediction:
+        """uint8 [N,H,W,3] host frames → :class:`Prediction` (host). Device arrays go to :meth:`run_device`."""
+        if is_device_array(frames):
+            raise InputImageError(
+                "run() takes host frames; this is a device array",
+                "use runner.run_device(x) for torch CUDA tensors / CuPy arrays (outputs stay on the GPU)",
+            )
         from hdm_deploy.tensorrt.profiles import check_in_profile
 
-        image = next(t for t in self.tensors if t.name == IMAGE_INPUT)
-        x = prepare_input(frames, self.profile.layout, image.dtype)
+        frames = check_frames(frames, self.min_side)
+        x = prepare_input(frames, self.profile.layout, self.image.dtype)
         check_in_profile(x.shape, self.profile)  # before TensorRT sees the shape
-        cudart, ctx = self.cudart, self.context
-        h2d = cudart.cudaMemcpyKind.cudaMemcpyHostToDevice
-        d2h = cudart.cudaMemcpyKind.cudaMemcpyDeviceToHost
+        outputs = self._infer({IMAGE_INPUT: x}, copy_outputs_to_host=True)
+        # Polygraphy's host outputs view buffers it reuses on the next call: the Prediction owns copies.
+        return to_prediction({k: np.array(v, copy=True) for k, v in outputs.items()}, self.profile.layout)
 
-        if self.io_api == "tensors":
-            ctx.set_input_shape(IMAGE_INPUT, x.shape)
-            shapes = {t.name: tuple(ctx.get_tensor_shape(t.name)) for t in self.tensors}
-        else:
-            ctx.set_binding_shape(image.index, x.shape)
-            shapes = {t.name: tuple(ctx.get_binding_shape(t.index)) for t in self.tensors}
-        shapes[IMAGE_INPUT] = x.shape
+    def run_device(self, image: Any) -> dict[str, Any]:
+        """A device input already in the engine's layout and dtype (uint8 NHWC, or float NCHW in 0..1)
+        → ``{"enhanced": DeviceView, "masks": DeviceView}`` without host copies. The views point
+        into the runner's output buffers: valid until the next call. Synchronise the producing
+        stream first (e.g. ``torch.cuda.synchronize()``): the runner uses its own stream."""
+        from hdm_deploy.tensorrt.profiles import check_in_profile
 
-        for t in self.tensors:
-            nbytes = int(np.prod(shapes[t.name])) * t.dtype.itemsize
-            self.buffers[t.name].ensure(nbytes)
-        buf_in = self.buffers[IMAGE_INPUT]
-        buf_in.host_array(x.shape, x.dtype)[...] = x
-        check_cuda(cudart.cudaMemcpyAsync(buf_in.device, buf_in.host, x.nbytes, h2d, self.stream))
+        view = device_view(image, self.image.dtype)
+        check_in_profile(view.shape, self.profile)
+        return self._infer({IMAGE_INPUT: view}, copy_outputs_to_host=False)
 
-        if self.io_api == "tensors":
-            for t in self.tensors:
-                ctx.set_tensor_address(t.name, self.buffers[t.name].device)
-            ok = ctx.execute_async_v3(int(self.stream))
-        else:
-            bindings = [0] * len(self.tensors)
-            for t in self.tensors:
-                bindings[t.index] = self.buffers[t.name].device
-            ok = ctx.execute_async_v2(bindings, int(self.stream))
-        if not ok:
-            raise HdmDeployError("TensorRT execution failed", "re-run with verbose=True for TensorRT's log")
+    def _infer(self, feed: dict[str, Any], copy_outputs_to_host: bool) -> dict[str, Any]:
+        from polygraphy.exception import PolygraphyException
+        from polygraphy.logger import G_LOGGER
 
-        outputs: dict[str, np.ndarray] = {}
-        for t in self.tensors:
-            if t.is_input:
-                continue
-            buf = self.buffers[t.name]
-            nbytes = int(np.prod(shapes[t.name])) * t.dtype.itemsize
-            check_cuda(cudart.cudaMemcpyAsync(buf.host, buf.device, nbytes, d2h, self.stream))
-        check_cuda(cudart.cudaStreamSynchronize(self.stream))
-        for t in self.tensors:
-            if not t.is_input:
-                outputs[t.name] = self.buffers[t.name].host_array(shapes[t.name], t.dtype).copy()
-        return to_prediction(outputs, self.profile.layout)
+        try:
+            with G_LOGGER.verbosity(self._severity):
+                return dict(self._runner.infer(feed, copy_outputs_to_host=copy_outputs_to_host))
+        except PolygraphyException as exc:
+            raise HdmDeployError(
+                f"TensorRT execution failed: {exc}", "re-run with verbose=True for TensorRT's log"
+            ) from None
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
         d.update(
             device=f"{self.gpu_name} (sm_{self.compute_capability})",
-            provider=f"TensorRT {self.trt.__version__}",
+            provider=f"TensorRT {self.trt.__version__} (Polygraphy)",
             precision=self.sidecar.precision if self.sidecar else "?",
             profile=self.profile.describe(),
-            io_api=self.io_api,
         )
         return d
 
     def close(self) -> None:
-        for buf in getattr(self, "buffers", {}).values():
-            buf.free()
-        if getattr(self, "stream", None) is not None:
-            self.cudart.cudaStreamDestroy(self.stream)
-            self.stream = None
-        self.context = None
-        self.engine = None
+        runner = getattr(self, "_runner", None)
+        if runner is not None and runner.is_active:
+            runner.deactivate()
+        self._runner = None
