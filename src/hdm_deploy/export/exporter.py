@@ -42,6 +42,9 @@ from hdm_deploy.families.hdm.dcp.export_op import (
     translation_table,
     using,
 )
+from hdm_deploy.families.hdm.dcp.export_op import (
+    FP32_FUNCTIONS as DCP_FP32_FUNCTIONS,
+)
 from hdm_deploy.families.hdm.frame_path import IO_KINDS, PAD_MULTIPLE, FramePath, export_ready
 from hdm_deploy.families.hdm.golden import make_golden
 from hdm_deploy.families.hdm.model import HDM, MEAN, STD
@@ -49,6 +52,7 @@ from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.graph.golden import GoldenBundle, golden_path_for, write_golden
 from hdm_deploy.graph.opset import IR_FOR_OPSET, lower_opset
+from hdm_deploy.graph.precision import apply_precision
 
 PRECISIONS = ("fp32", "fp16")
 #: 19: the default (DeformConv); 17/18: for TensorRT 8.5/8.6 parsers, with --deform plugin|decompose
@@ -211,18 +215,10 @@ def _separate_outputs(model: onnx.ModelProto) -> None:
 
 
 def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str) -> onnx.ModelProto:
+    """The FP16 policy (:mod:`hdm_deploy.graph.precision`) with the DCP function as an FP32 island."""
     if precision == "fp32":
         return model
-    try:
-        from hdm_deploy.graph import precision as policy
-    except ImportError as exc:
-        raise ExportError(
-            f"precision {precision!r} needs the precision policy (hdm_deploy.export.precision), not installed here",
-            "export with --precision fp32",
-        ) from exc
-    if not hasattr(policy, "apply_precision"):
-        raise ExportError("hdm_deploy.export.precision has no apply_precision(model, precision)")
-    return policy.apply_precision(model, precision, flavour=flavour)
+    return apply_precision(model, precision, flavour=flavour, fp32_functions=DCP_FP32_FUNCTIONS)
 
 
 def default_dcp_sums(deform: str, opset: int) -> str:

@@ -30,6 +30,10 @@ DOMAIN = "hdm_deploy.dcp"
 DOMAIN_VERSION = 1
 FUNCTION = "DCPMasks"
 REGIONS = 5
+#: Local functions an FP16 export keeps FP32 inside (``graph.precision``'s ``fp32_functions``): the
+#: guided-filter variances cancel catastrophically in FP16, the region thresholds flip, and several
+#: constants (Lanczos weights up to 2^22, −FLT_MAX) exceed FP16's range; masks must be 100 % equal.
+FP32_FUNCTIONS: tuple[tuple[str, str], ...] = ((DOMAIN, FUNCTION),)
 
 
 @dataclass(frozen=True)
