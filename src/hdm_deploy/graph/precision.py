@@ -257,10 +257,10 @@ class Fp16IslandsPass(ir.passes.InPlacePass):
                     f"the FP16 policy does not convert control flow ({node.op_type} node {node.name!r})",
                     "put the node in an FP32 island or export with --precision fp32",
                 )
-        # Constant sources whose every consumer needs FP32 stay FP32 (no cast on a constant).
+        # Constants and casts to FLOAT whose every consumer needs FP32 stay FP32 (no FP16 round trip).
         for node in graph:
             if (
-                node.op_type in ("Constant", "ConstantOfShape")
+                node.op_type in ("Constant", "ConstantOfShape", "Cast")
                 and node.domain == ""
                 and id(node) not in island
             ):
@@ -339,10 +339,10 @@ class Fp16IslandsPass(ir.passes.InPlacePass):
         if node.domain != "":
             return
         attrs = node.attributes
-        if node.op_type == "Cast" and attrs.get_int("to") == _F32:
+        to, value, dtype = (attrs[k].value if k in attrs else None for k in ("to", "value", "dtype"))
+        if node.op_type == "Cast" and to == _F32:
             attrs["to"] = ir.AttrInt64("to", _F16)
         elif node.op_type == "ConstantOfShape":
-            value = attrs.get_tensor("value")
             if value is None or value.dtype == _F32:
                 array = value.numpy() if value is not None else np.zeros(1, np.float32)
                 attrs["value"] = ir.AttrTensor("value", ir.tensor(self._clip(array)))
@@ -351,14 +351,11 @@ class Fp16IslandsPass(ir.passes.InPlacePass):
                 if key in attrs:
                     array = np.asarray(attrs[key].value, np.float32)
                     del attrs[key]
-                    attrs["value"] = ir.AttrTensor("value", ir.tensor(self._clip(array)))
-            value = attrs.get_tensor("value")
+                    value = ir.tensor(array)
             if value is not None and value.dtype == _F32:
                 attrs["value"] = ir.AttrTensor("value", ir.tensor(self._clip(value.numpy())))
-        elif node.op_type in _DTYPE_OPS:
-            dtype = attrs.get_int("dtype")
-            if dtype == _F32 or (dtype is None and _DTYPE_OPS[node.op_type]):
-                attrs["dtype"] = ir.AttrInt64("dtype", _F16)
+        elif node.op_type in _DTYPE_OPS and (dtype == _F32 or (dtype is None and _DTYPE_OPS[node.op_type])):
+            attrs["dtype"] = ir.AttrInt64("dtype", _F16)
 
     def _clip(self, array: np.ndarray) -> np.ndarray:
         out, clipped = _to_fp16(array)
