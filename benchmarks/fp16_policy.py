@@ -24,7 +24,6 @@ import contextlib
 import re
 import sys
 import time
-import warnings
 
 import numpy as np
 
@@ -65,11 +64,11 @@ def with_masks_output(model):
     """The FP32 export plus the DCP call's output as graph output ``dcp_masks``."""
     import onnx
 
-    from hdm_deploy.graph.precision import DCP_FUNCTION
+    from hdm_deploy.families.hdm.dcp.export_op import DOMAIN, FUNCTION
 
     out = onnx.ModelProto()
     out.CopyFrom(model)
-    call = next(n for n in out.graph.node if (n.domain, n.op_type) == DCP_FUNCTION)
+    call = next(n for n in out.graph.node if (n.domain, n.op_type) == (DOMAIN, FUNCTION))
     node = onnx.helper.make_node("Identity", [call.output[0]], ["dcp_masks"], name="expose_dcp_masks")
     out.graph.node.append(node)
     out.graph.output.append(onnx.helper.make_tensor_value_info("dcp_masks", onnx.TensorProto.FLOAT, None))
@@ -188,10 +187,11 @@ def main(argv: list[str] | None = None) -> int:
     from hdm_deploy.core.errors import first_line
     from hdm_deploy.export.exporter import build_onnx
     from hdm_deploy.families.hdm.checkpoint import load_checkpoint
+    from hdm_deploy.families.hdm.family import FAMILY
     from hdm_deploy.families.hdm.model import normalize
     from hdm_deploy.families.hdm.pipeline import enhance
     from hdm_deploy.families.hdm.sample import sample_checkpoint_path
-    from hdm_deploy.graph.precision import DEFAULT_ISLANDS, apply_fp16_policy
+    from hdm_deploy.graph.precision import DEFAULT_ISLANDS, apply_fp16_policy, policy_report
 
     torch.set_num_threads(2)
     console = Console(width=170)
@@ -202,24 +202,22 @@ def main(argv: list[str] | None = None) -> int:
     fp32 = with_masks_output(build_onnx(model, io="float", deform="onnx"))
     console.print(f"[dim]exported FP32 graph ({time.perf_counter() - t0:.0f} s)[/]")
 
-    default = DEFAULT_ISLANDS["onnx"]
-    ort_rows = [
-        (f"ORT: FP16 graph, FP32 islands {' + '.join(default)} (the policy)", default),
-        ("ORT: − dcp (DCP function in FP16)", tuple(i for i in default if i != "dcp")),
-        ("ORT: no FP32 islands", ()),
+    network = DEFAULT_ISLANDS["onnx"]
+    ort_rows = [  # label, network islands, FP32 local functions
+        (f"ORT: FP16 graph, FP32 islands dcp + {' + '.join(network)} (the policy)", network, FAMILY.fp32_functions),
+        ("ORT: − dcp (DCP function in FP16)", network, ()),
+        ("ORT: no FP32 islands", (), ()),
     ]
-    sessions, broken = {}, {}
-    for label, islands in ort_rows:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the converter's "truncated to 10000": see fp16_unsafe_constants
-            fp16 = apply_fp16_policy(
-                fp32, islands, flavour="onnx", inline_other_functions="dcp" not in islands
-            )
+    sessions, broken, clipped = {}, {}, {}
+    for label, islands, functions in ort_rows:
         try:
+            fp16 = apply_fp16_policy(
+                fp32, islands, flavour="onnx", fp32_functions=functions, inline_other_functions=not functions
+            )
+            clipped[label] = policy_report(fp16).clipped_constants
             sessions[label] = session(fp16)
         except Exception as exc:  # reported below the table
             broken[label] = first_line(exc)[:160]
-    network = tuple(i for i in default if i != "dcp")
     emulated = [
         (f"PyTorch FP16 emulation: policy (FP32 {' + '.join(network)})", network),
         ("  − deform_onnx (DeformConv coordinates FP16: TensorRT's built-in plugin)", ()),
@@ -276,7 +274,10 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(label, *(["—"] * len(photos)), "[red]no graph[/]", "—")
     console.print(table)
     for label, reason in broken.items():
-        console.print(f"[red]{label}[/]: ONNX Runtime refuses the converted graph: {reason}")
+        console.print(f"[red]{label}[/]: no FP16 graph: {reason}")
+    for label, count in clipped.items():
+        if count:
+            console.print(f"{label}: {count} float constants clipped to FP16's range (±65504)")
     console.print(
         f"DCP function: {unsafe['total']} float constants, {unsafe['overflow']} beyond FP16's range (65504: "
         f"Lanczos weights up to 2^22, box-sum offsets, −FLT_MAX), {unsafe['inexact']} other values FP16 "

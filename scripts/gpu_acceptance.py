@@ -265,7 +265,6 @@ def collect_env() -> dict:
         env["onnxruntime_providers"] = list(onnxruntime.get_available_providers())
     env["tensorrt"] = _module_version("tensorrt")
     env["polygraphy"] = _module_version("polygraphy")
-    env["onnxconverter_common"] = _module_version("onnxconverter_common")
     env["hdm_deploy"] = _module_version("hdm_deploy")
     return env
 

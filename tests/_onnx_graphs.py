@@ -14,6 +14,8 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 OPSET = 19
+#: The stand-in DCP function's identity (an FP32 island: ``apply_fp16_policy(fp32_functions=[...])``).
+DCP_FUNCTION = ("hdm_deploy.dcp", "DCPMasks")
 
 
 def _scoped(node: onnx.NodeProto, scope: str) -> onnx.NodeProto:

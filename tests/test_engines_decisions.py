@@ -264,12 +264,12 @@ def test_model_needs_plugin():
 def test_read_onnx_facts(tmp_path):
     import onnx
 
-    from _onnx_graphs import hdm_like
+    from _onnx_graphs import DCP_FUNCTION, hdm_like
     from hdm_deploy.graph.precision import apply_fp16_policy
     from hdm_deploy.tensorrt.builder import read_onnx_facts
 
     path = tmp_path / "m.onnx"
-    onnx.save(apply_fp16_policy(hdm_like("plugin")), path)
+    onnx.save(apply_fp16_policy(hdm_like("plugin"), fp32_functions=[DCP_FUNCTION]), path)
     facts = read_onnx_facts(path)
     assert facts.input_name == "image" and facts.input_dims == ["N", "H", "W", 3]
     assert facts.precision == "fp16" and facts.has_functions

@@ -77,12 +77,12 @@ def test_engine_round_trip_parity(tmp_path):
     del trt
     import onnx
 
-    from _onnx_graphs import hdm_like, random_frames
+    from _onnx_graphs import DCP_FUNCTION, hdm_like, random_frames
     from hdm_deploy.graph.precision import apply_fp16_policy
     from hdm_deploy.tensorrt.builder import build_engine
     from hdm_deploy.tensorrt.runner import TensorRTRunner
 
-    model = apply_fp16_policy(hdm_like("onnx"))
+    model = apply_fp16_policy(hdm_like("onnx"), fp32_functions=[DCP_FUNCTION])
     path = tmp_path / "m.onnx"
     onnx.save(model, path)
     result = build_engine(

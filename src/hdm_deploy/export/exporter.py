@@ -202,7 +202,7 @@ def _separate_outputs(model: onnx.ModelProto) -> None:
 def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str, family: Family) -> onnx.ModelProto:
     if precision == "fp32":
         return model
-    return policy.apply_precision(model, precision, flavour=flavour)
+    return policy.apply_precision(model, precision, flavour=flavour, fp32_functions=family.fp32_functions)
 
 
 def build_metadata(

@@ -6,7 +6,9 @@ from collections.abc import Iterable
 
 from hdm_deploy.families.base import Family, FrameContract
 
-#: The DCP masks local function of the exported graph (kept FP32 by the precision policy).
+#: The DCP masks local function of the exported graph. An FP16 export keeps it FP32 inside: the
+#: guided-filter variances cancel catastrophically in FP16, the region thresholds flip, and several
+#: constants (Lanczos weights up to 2^22, −FLT_MAX) exceed FP16's range; masks must be 100 % equal.
 DCP_DOMAIN = "hdm_deploy.dcp"
 DCP_FUNCTION = "DCPMasks"
 #: Smallest frame side: two stride-2 convs and the ÷4 DCP resize need 4 px.
