@@ -69,7 +69,6 @@ from hdm_deploy.families.hdm.dcp.reference import (
     box_window,
 )
 from hdm_deploy.graph.ir_build import Builder, Value, function_proto
-from hdm_deploy.graph.onnx_io import inline_passes
 
 #: Kept for callers of the old spelling; the contract lives in :mod:`hdm_deploy.families.hdm.dcp`.
 DOMAIN = DCP_DOMAIN
@@ -439,11 +438,11 @@ def dcp_masks_model(
     ``small`` [N,3,h,w] and ``refined_dark_channel`` [N,1,h,w] for parity tests.
     """
     _check(opset, int_sums)
-    if diagnostics:
-        g, images, outs = _build(opset, max_pixels, int_sums, tuple(_OUTPUTS), typed=True)
-        graph = ir.Graph(
-            [images], outs, nodes=g.nodes, opset_imports={"": opset}, name="dcp_masks_diagnostics"
-        )
+    if inline or diagnostics:  # the body built straight into the graph: what inlining the call gives
+        outputs = tuple(_OUTPUTS) if diagnostics else ("masks",)
+        g, images, outs = _build(opset, max_pixels, int_sums, outputs, typed=True)
+        name = "dcp_masks_diagnostics" if diagnostics else "dcp_masks"
+        graph = ir.Graph([images], outs, nodes=g.nodes, opset_imports={"": opset}, name=name)
         functions = []
     else:
         images = _images(typed=True)
@@ -455,6 +454,4 @@ def dcp_masks_model(
         graph = ir.Graph([images], [masks], nodes=[call], opset_imports=opsets, name="dcp_masks")
         functions = [ir.serde.deserialize_function(_function(opset, max_pixels, int_sums))]
     model = ir.Model(graph, ir_version=ir_version_for(opset), producer_name="hdm-deploy", functions=functions)
-    if inline:
-        inline_passes()(model)
     return ir.serde.serialize_model(model)
