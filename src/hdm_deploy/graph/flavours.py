@@ -132,10 +132,10 @@ class ConvertDeformPass(ir.passes.InPlacePass):
             raise ExportError(f"unknown DeformConv flavour {flavour!r}", f"use one of {', '.join(FLAVOURS)}")
         self.flavour = flavour
 
-    def check(self, model: ir.Model, node: ir.Node) -> str | None:
-        opset = model.opset_imports.get("", _graph.OPSET)
-        if self.flavour == "onnx" and opset < 19:
-            return f"DeformConv needs opset 19 but this graph uses opset {opset}"
+    def check(self, node: ir.Node) -> str | None:
+        """Why ``node`` cannot be rewritten (None: it can)."""
+        if self.flavour == "onnx" and self._opset < 19:
+            return f"DeformConv needs opset 19 but this graph uses opset {self._opset}"
         return None
 
     def call(self, model: ir.Model) -> ir.passes.PassResult:
@@ -143,11 +143,12 @@ class ConvertDeformPass(ir.passes.InPlacePass):
         self._names = {v.name for n in graph for v in n.outputs} | set(graph.initializers)
         self._names |= {v.name for v in graph.inputs}
         self._counter = 0
+        self._opset = model.opset_imports.get("", _graph.OPSET)
         modified = False
         for node in list(graph):
             if node_flavour(node) is None:
                 continue
-            if reason := self.check(model, node):
+            if reason := self.check(node):
                 raise ExportError(
                     reason, "convert to plugin or decompose instead (or re-export with --opset 19)"
                 )
@@ -157,10 +158,7 @@ class ConvertDeformPass(ir.passes.InPlacePass):
             new.metadata_props.update(node.metadata_props)
             ir.convenience.replace_nodes_and_values(graph, node, [node], nodes, node.outputs, new.outputs)
             if is_decomposed_call(new) and new.op_identifier() not in model.functions:
-                spec = self._spec(new)
-                model.functions[new.op_identifier()] = decompose_function(
-                    spec, model.opset_imports.get("", _graph.OPSET)
-                )
+                model.functions[new.op_identifier()] = decompose_function(self._spec(new), self._opset)
             modified = True
         domains = {n.domain for n in graph}
         if PLUGIN_DOMAIN in domains:
@@ -193,7 +191,7 @@ class ConvertDeformPass(ir.passes.InPlacePass):
             value.shape, value.dtype = value.const_value.shape, value.const_value.dtype
             graph.register_initializer(value)
             return value, []
-        b = Builder(0)  # names below come from _unique, as before
+        b = Builder(self._opset)  # with the names below (from _unique), as before
         shape = b.op("Shape", weight, outputs=[self._unique(f"{base}_w_shape")])
         starts = b.op(
             "Constant", value=ir.tensor(np.array([0], np.int64)), outputs=[self._unique(f"{base}_s0")]
@@ -225,9 +223,9 @@ class ConvertDeformPass(ir.passes.InPlacePass):
             kernel_shape = list(w.shape[2:]) if w is not None and len(w.shape) == 4 else None
             full = {**_explicit_attrs(attrs, kernel_shape), **PLUGIN_ATTRIBUTES}
             return [*extra, ir.Node(PLUGIN_DOMAIN, PLUGIN_OP, _trim(inputs), _convert(full), outputs=outputs)]
-        spec = DeformSpec.from_attrs(attrs, has_bias=inputs[3] is not None, has_mask=inputs[4] is not None)
         args = [i for i in inputs if i is not None]
-        return [ir.Node(DECOMPOSE_DOMAIN, spec.function_name, args, _convert(attrs), outputs=outputs)]
+        name = self._spec(node).function_name
+        return [ir.Node(DECOMPOSE_DOMAIN, name, args, _convert(attrs), outputs=outputs)]
 
 
 def _convert(attrs: dict) -> list[ir.Attr]:

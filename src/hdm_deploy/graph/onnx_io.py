@@ -15,7 +15,7 @@ from onnx import helper
 from onnx_ir.passes import common
 
 from hdm_deploy.core.contracts import DEFAULT_IR_VERSION, DEFAULT_OPSET, ONNX_DOMAINS
-from hdm_deploy.core.errors import ExportError, first_line
+from hdm_deploy.core.errors import ExportError, HdmDeployError, first_line
 from hdm_deploy.core.fs import atomic_path
 
 #: Default opset of every graph we write, and the IR version we stamp (ORT 1.31 accepts ≤ 13;
@@ -88,7 +88,15 @@ def tidy_passes() -> ir.passes.PassManager:
 def apply(passes: ir.passes.PassManager, model: onnx.ModelProto) -> onnx.ModelProto:
     """Run onnx-ir ``passes`` on a proto; returns the new proto (metadata, IR version, names kept)."""
     ir_model = ir.serde.deserialize_model(model)
-    passes(ir_model)
+    try:
+        passes(ir_model)
+    except ir.passes.PassError as exc:  # a pass refused: re-raise our typed error (with its hint)
+        cause = exc.__cause__
+        while isinstance(cause, ir.passes.PassError):
+            cause = cause.__cause__
+        if isinstance(cause, HdmDeployError):
+            raise cause from None
+        raise
     return ir.serde.serialize_model(ir_model)
 
 
