@@ -1,4 +1,4 @@
-"""DCP region masks as an ONNX model-local function (``hdm_deploy.dcp::DCPMasks``, names in :mod:`.`).
+"""DCP region masks as an ONNX model-local function (``hdm_deploy.dcp::DCPMasks``: :mod:`hdm_deploy.families.hdm.dcp`).
 
 Input ``images`` uint8 ``[N, 3, H, W]`` (any ``H, W ≥ 4``), output ``masks`` float32
 ``[N, 5, 1, H//4, W//4]``. The body mirrors :mod:`.torch_masks` node for node — the same float32
