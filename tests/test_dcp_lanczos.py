@@ -13,7 +13,7 @@ from hdm_deploy.families.hdm.dcp import lanczos
 torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")
 ort = pytest.importorskip("onnxruntime", reason="onnxruntime is not installed")
 
-from hdm_deploy.families.hdm.dcp import onnx_function as of  # noqa: E402
+from hdm_deploy.families.hdm.dcp import onnx_resize  # noqa: E402
 from hdm_deploy.families.hdm.dcp import torch_masks as tm  # noqa: E402
 
 
@@ -51,7 +51,7 @@ def test_weight_split_is_exact_in_float32_and_tf32():
         _, kk = lanczos.coefficients(n, n // 4)
         khi, klo = lanczos.split(kk)
         assert (255 * np.abs(khi).sum(-1) < 2**24).all() and (255 * klo.sum(-1) < 2**23).all()
-        assert kk.shape[1] <= of.GENERAL_TAPS or (kk != 0).sum(-1).max() <= of.GENERAL_TAPS
+        assert kk.shape[1] <= onnx_resize.GENERAL_TAPS or (kk != 0).sum(-1).max() <= onnx_resize.GENERAL_TAPS
 
 
 def test_numpy_port_equals_pillow_on_every_small_size():
@@ -86,19 +86,20 @@ def test_torch_equals_pillow_random_sizes():
 
 @functools.lru_cache(maxsize=1)
 def _onnx_downscale() -> ort.InferenceSession:
-    from onnx import TensorProto, helper
+    import onnx_ir as ir
 
-    g = of._Graph(19)
-    out = of._downscale4(g, g.op("Cast", "images", to=TensorProto.FLOAT))
-    g.nodes.append(helper.make_node("Identity", [out], ["small"]))
-    graph = helper.make_graph(
-        g.nodes,
-        "downscale",
-        [helper.make_tensor_value_info("images", TensorProto.UINT8, ["N", 3, "H", "W"])],
-        [helper.make_tensor_value_info("small", TensorProto.FLOAT, ["N", 3, "h", "w"])],
+    from hdm_deploy.graph.ir_build import Builder
+
+    g = Builder(19, "t")
+    images = ir.Value(
+        name="images", type=ir.TensorType(ir.DataType.UINT8), shape=ir.Shape(["N", 3, "H", "W"])
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
-    model.ir_version = 9
+    small = g.op(
+        "Identity", onnx_resize.downscale4(g, g.op("Cast", images, to=ir.DataType.FLOAT)), outputs=["small"]
+    )
+    small.dtype, small.shape = ir.DataType.FLOAT, ir.Shape(["N", 3, "h", "w"])
+    graph = ir.Graph([images], [small], nodes=g.nodes, opset_imports={"": 19}, name="downscale")
+    model = ir.serde.serialize_model(ir.Model(graph, ir_version=9))
     return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
 
 

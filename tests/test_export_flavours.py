@@ -242,3 +242,28 @@ def test_convert_file_writes_checked_model(tmp_path):
     onnx.checker.check_model(loaded, full_check=True)
     assert not loaded.functions and loaded.ir_version <= 13
     np.testing.assert_allclose(run(loaded, feeds)[0], run(model, feeds)[0], rtol=1e-5, atol=2e-5)
+
+
+def test_onnx_flavour_below_opset_19_is_a_clear_error():
+    rng = np.random.default_rng(7)
+    model, _, _, _ = _deform_model(1, 4, 6, 6, 4, 3, 1, 1, 1, 1, 1, True, True, rng)
+    plugin = convert_deform(model, "plugin")
+    next(imp for imp in plugin.opset_import if imp.domain == "").version = 17
+    with pytest.raises(ExportError, match="opset 19") as err:
+        convert_deform(plugin, "onnx")
+    assert "plugin or decompose" in err.value.hint
+
+
+def test_rewrites_keep_node_name_doc_and_scope_metadata():
+    rng = np.random.default_rng(8)
+    model, _, _, _ = _deform_model(1, 4, 6, 6, 4, 3, 1, 1, 1, 1, 1, False, True, rng)
+    node = model.graph.node[0]
+    node.name, node.doc_string = "dcn", "deformable"
+    node.metadata_props.add(key="pkg.torch.onnx.name_scopes", value="['', 'dcn_block']")
+    for flavour in ("plugin", "decompose", "onnx"):
+        model = convert_deform(model, flavour)
+        (new,) = [n for n in model.graph.node if n.output[0] == "Y"]
+        assert (new.name, new.doc_string) == ("dcn", "deformable"), flavour
+        assert [(p.key, p.value) for p in new.metadata_props] == [
+            ("pkg.torch.onnx.name_scopes", "['', 'dcn_block']")
+        ], flavour

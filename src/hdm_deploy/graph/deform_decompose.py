@@ -22,15 +22,17 @@ tensor as big as the feature map) and MatMul — all in TensorRT 8.5's ONNX pars
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import onnx
+import onnx_ir as ir
 from onnx import TensorProto, helper
 
 from hdm_deploy.core.contracts import DECOMPOSE_DOMAIN, DECOMPOSE_DOMAIN_VERSION, DECOMPOSE_NAME_PREFIX
-from hdm_deploy.graph.onnx_io import OPSET, FunctionBuilder
+from hdm_deploy.graph.ir_build import Builder, function_proto
+from hdm_deploy.graph.onnx_io import OPSET
 
 DOMAIN = DECOMPOSE_DOMAIN
 DOMAIN_VERSION = DECOMPOSE_DOMAIN_VERSION
@@ -56,21 +58,26 @@ class DeformSpec:
     has_mask: bool = False
 
     @classmethod
-    def from_node(cls, node: onnx.NodeProto) -> DeformSpec:
-        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-        inputs = list(node.input) + [""] * (5 - len(node.input))
+    def from_attrs(cls, attrs: Mapping[str, object], *, has_bias: bool, has_mask: bool) -> DeformSpec:
+        """From DeformConv attribute values (defaults for the absent ones)."""
         return cls(
             strides=tuple(attrs.get("strides", (1, 1))),
             pads=tuple(attrs.get("pads", (0, 0, 0, 0))),
             dilations=tuple(attrs.get("dilations", (1, 1))),
             group=int(attrs.get("group", 1)),
             offset_group=int(attrs.get("offset_group", 1)),
-            has_bias=bool(inputs[3]),
-            has_mask=bool(inputs[4]),
+            has_bias=has_bias,
+            has_mask=has_mask,
         )
 
+    @classmethod
+    def from_node(cls, node: onnx.NodeProto) -> DeformSpec:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        inputs = list(node.input) + [""] * (5 - len(node.input))
+        return cls.from_attrs(attrs, has_bias=bool(inputs[3]), has_mask=bool(inputs[4]))
+
     @property
-    def function_name(self) -> str:
+    def function_name(self) -> ir.Value:
         optional = ("B" if self.has_bias else "") + ("M" if self.has_mask else "")
         return (
             f"{NAME_PREFIX}s{_ints(self.strides)}_p{_ints(self.pads)}_d{_ints(self.dilations)}"
@@ -87,35 +94,44 @@ def is_decomposed_call(node: onnx.NodeProto) -> bool:
 
 
 def build_function(spec: DeformSpec, opset: int = OPSET) -> onnx.FunctionProto:
-    """The FunctionProto computing ``DeformConv`` for ``spec`` from standard ONNX ops (default-domain
+    """:func:`decompose_function` as a FunctionProto."""
+    return function_proto(decompose_function(spec, opset))
+
+
+def decompose_function(spec: DeformSpec, opset: int = OPSET) -> ir.Function:
+    """The function computing ``DeformConv`` for ``spec`` from standard ONNX ops (default-domain
     ``opset``: the model's, which local functions must match)."""
     if len(spec.strides) != 2 or len(spec.pads) != 4 or len(spec.dilations) != 2:
         raise ValueError(f"only 2-D DeformConv can be decomposed, got {spec}")
-    b = FunctionBuilder("d")
+    b = Builder(opset, "d")
+    args = {name: ir.Value(name=name) for name in spec.input_names}
     f32 = TensorProto.FLOAT
     sh, sw = spec.strides
     ph, pw = spec.pads[0], spec.pads[1]
     dh, dw = spec.dilations
     og, grp = spec.offset_group, spec.group
 
-    def dim(shape: str, i: int) -> str:
-        return b.op("Slice", shape, b.const([i]), b.const([i + 1]), hint="dim")
+    def dim(shape: ir.Value, i: int) -> ir.Value:
+        return b.op("Slice", shape, i64([i]), i64([i + 1]), name="dim")
 
-    def scalar(v: str) -> str:
-        return b.op("Squeeze", v, b.const([0]))
+    def scalar(v: ir.Value) -> ir.Value:
+        return b.op("Squeeze", v, i64([0]))
 
-    def fconst(v: float) -> str:
-        return b.const(v, np.float32)
+    def i64(v) -> ir.Value:
+        return b.const(v, np.int64, "c")
 
-    sx, sk, so = b.op("Shape", "X"), b.op("Shape", "W"), b.op("Shape", "offset")
+    def fconst(v: float) -> ir.Value:
+        return b.const(v, np.float32, "f")
+
+    sx, sk, so = b.op("Shape", args["X"]), b.op("Shape", args["W"]), b.op("Shape", args["offset"])
     n, c, h, w = (dim(sx, i) for i in range(4))
     cout, kh, kw = dim(sk, 0), dim(sk, 2), dim(sk, 3)
     ho, wo = dim(so, 2), dim(so, 3)
-    taps = b.op("Mul", kh, kw, hint="taps")
-    cg = b.op("Div", c, b.const([og]), hint="cg")  # channels per offset group
-    one_i, zero_i = b.const(1), b.const(0)
+    taps = b.op("Mul", kh, kw, name="taps")
+    cg = b.op("Div", c, i64([og]), name="cg")  # channels per offset group
+    one_i, zero_i = i64(1), i64(0)
 
-    def arange_f(count: str, step: int, start: int) -> str:
+    def arange_f(count: ir.Value, step: int, start: int) -> ir.Value:
         r = b.op("Cast", b.op("Range", zero_i, scalar(count), one_i), to=f32)
         return b.op("Add", b.op("Mul", r, fconst(step)), fconst(start))
 
@@ -124,25 +140,23 @@ def build_function(spec: DeformSpec, opset: int = OPSET) -> onnx.FunctionProto:
     xs = arange_f(wo, sw, -pw)  # [Wo]
     ky, kx = arange_f(kh, dh, 0), arange_f(kw, dw, 0)  # [kH], [kW]
     khw = b.op("Concat", kh, kw, axis=0)
-    tap_y = b.op("Reshape", b.op("Expand", b.op("Unsqueeze", ky, b.const([1])), khw), b.const([-1]))  # [K]
-    tap_x = b.op("Reshape", b.op("Expand", b.op("Unsqueeze", kx, b.const([0])), khw), b.const([-1]))  # [K]
+    tap_y = b.op("Reshape", b.op("Expand", b.op("Unsqueeze", ky, i64([1])), khw), i64([-1]))  # [K]
+    tap_x = b.op("Reshape", b.op("Expand", b.op("Unsqueeze", kx, i64([0])), khw), i64([-1]))  # [K]
     base_y = b.op(
         "Unsqueeze",
-        b.op("Add", b.op("Unsqueeze", ys, b.const([1])), b.op("Unsqueeze", tap_y, b.const([0]))),
-        b.const([1]),
+        b.op("Add", b.op("Unsqueeze", ys, i64([1])), b.op("Unsqueeze", tap_y, i64([0]))),
+        i64([1]),
     )  # [Ho,1,K]
-    base_x = b.op(
-        "Add", b.op("Unsqueeze", xs, b.const([1])), b.op("Unsqueeze", tap_x, b.const([0]))
-    )  # [Wo,K]
+    base_x = b.op("Add", b.op("Unsqueeze", xs, i64([1])), b.op("Unsqueeze", tap_x, i64([0])))  # [Wo,K]
 
     # offset [N, og·K·2, Ho, Wo] → [N, og, Ho, Wo, K, 2]; mask [N, og·K, Ho, Wo] → [N, og, Ho, Wo, K]
-    og_c = b.const([og])
-    off = b.op("Reshape", "offset", b.op("Concat", n, og_c, taps, b.const([2]), ho, wo, axis=0))
+    og_c = i64([og])
+    off = b.op("Reshape", args["offset"], b.op("Concat", n, og_c, taps, i64([2]), ho, wo, axis=0))
     off = b.op("Transpose", off, perm=[0, 1, 4, 5, 2, 3])
-    dy = b.op("Gather", off, b.const(0), axis=5)  # [N, og, Ho, Wo, K]
-    dx = b.op("Gather", off, b.const(1), axis=5)
-    py = b.op("Add", base_y, dy, hint="py")  # (h_in + i·dil) + Δy, the order torchvision adds in
-    px = b.op("Add", base_x, dx, hint="px")
+    dy = b.op("Gather", off, i64(0), axis=5)  # [N, og, Ho, Wo, K]
+    dx = b.op("Gather", off, i64(1), axis=5)
+    py = b.op("Add", base_y, dy, name="py")  # (h_in + i·dil) + Δy, the order torchvision adds in
+    px = b.op("Add", base_x, dx, name="px")
 
     y0, x0 = b.op("Floor", py), b.op("Floor", px)
     ly, lx = b.op("Sub", py, y0), b.op("Sub", px, x0)
@@ -154,22 +168,22 @@ def build_function(spec: DeformSpec, opset: int = OPSET) -> onnx.FunctionProto:
     minus_one, zero_f = fconst(-1.0), fconst(0.0)
     hm1, wm1 = b.op("Sub", h_f, one_f), b.op("Sub", w_f, one_f)
 
-    def inside(v: str, size: str) -> str:  # integer-valued v: 0 ≤ v ≤ size − 1
+    def inside(v: ir.Value, size: ir.Value) -> ir.Value:  # integer-valued v: 0 ≤ v ≤ size − 1
         return b.op("And", b.op("Greater", v, minus_one), b.op("Less", v, size))
 
-    def clamp_index(v: str, hi: str) -> str:
+    def clamp_index(v: ir.Value, hi: ir.Value) -> ir.Value:
         return b.op("Cast", b.op("Min", b.op("Max", v, zero_f), hi), to=TensorProto.INT64)
 
     # Row index of (sample, offset group, y, x) in the channels-last copy of X [N·og·H·W, C/og].
     ng = b.op(
         "Reshape",
         b.op("Range", zero_i, scalar(b.op("Mul", n, og_c)), one_i),
-        b.op("Concat", n, og_c, b.const([1, 1, 1]), axis=0),
+        b.op("Concat", n, og_c, i64([1, 1, 1]), axis=0),
     )
     plane = b.op("Mul", ng, scalar(h))  # [N, og, 1, 1, 1]
     w_i64 = scalar(w)
-    xt = b.op("Reshape", "X", b.op("Concat", n, og_c, cg, b.const([-1]), axis=0))  # [N, og, Cg, H·W]
-    xt = b.op("Reshape", b.op("Transpose", xt, perm=[0, 1, 3, 2]), b.op("Concat", b.const([-1]), cg, axis=0))
+    xt = b.op("Reshape", args["X"], b.op("Concat", n, og_c, cg, i64([-1]), axis=0))  # [N, og, Cg, H·W]
+    xt = b.op("Reshape", b.op("Transpose", xt, perm=[0, 1, 3, 2]), b.op("Concat", i64([-1]), cg, axis=0))
 
     vy = {0: inside(y0, h_f), 1: inside(y1, h_f)}
     vx = {0: inside(x0, w_f), 1: inside(x1, w_f)}
@@ -183,51 +197,45 @@ def build_function(spec: DeformSpec, opset: int = OPSET) -> onnx.FunctionProto:
         weight = b.op("Where", b.op("And", vy[cy], vx[cx]), weight, zero_f)
         row = b.op("Add", b.op("Mul", b.op("Add", plane, iy[cy]), w_i64), ix[cx])
         sample = b.op("Gather", xt, row, axis=0)  # [N, og, Ho, Wo, K, Cg]
-        term = b.op("Mul", b.op("Unsqueeze", weight, b.const([-1])), sample)
+        term = b.op("Mul", b.op("Unsqueeze", weight, i64([-1])), sample)
         value = term if value is None else b.op("Add", value, term)
     if spec.has_mask:
-        m = b.op("Reshape", "mask", b.op("Concat", n, og_c, taps, ho, wo, axis=0))
+        m = b.op("Reshape", args["mask"], b.op("Concat", n, og_c, taps, ho, wo, axis=0))
         m = b.op("Transpose", m, perm=[0, 1, 3, 4, 2])
-        value = b.op("Mul", value, b.op("Unsqueeze", m, b.const([-1])))
+        value = b.op("Mul", value, b.op("Unsqueeze", m, i64([-1])))
 
     # Columns → per-group matrix product with the weights laid out as [(kh, kw, c_in), c_out].
     p_all = b.op("Mul", ho, wo)
-    w_t = b.op("Transpose", "W", perm=[0, 2, 3, 1])  # [Cout, kH, kW, Cin/g]
+    w_t = b.op("Transpose", args["W"], perm=[0, 2, 3, 1])  # [Cout, kH, kW, Cin/g]
     if og == 1 and grp == 1:
-        cols = b.op("Reshape", value, b.op("Concat", n, p_all, b.const([-1]), axis=0))  # [N, P, K·C]
-        wm = b.op("Transpose", b.op("Reshape", w_t, b.op("Concat", cout, b.const([-1]), axis=0)), perm=[1, 0])
+        cols = b.op("Reshape", value, b.op("Concat", n, p_all, i64([-1]), axis=0))  # [N, P, K·C]
+        wm = b.op("Transpose", b.op("Reshape", w_t, b.op("Concat", cout, i64([-1]), axis=0)), perm=[1, 0])
         out = b.op("Transpose", b.op("MatMul", cols, wm), perm=[0, 2, 1])  # [N, Cout, P]
     else:
         value = b.op("Transpose", value, perm=[0, 2, 3, 4, 1, 5])  # [N, Ho, Wo, K, og, Cg]
-        g_c = b.const([grp])
+        g_c = i64([grp])
         cols = b.op(
-            "Reshape", value, b.op("Concat", n, p_all, taps, g_c, b.const([-1]), axis=0)
+            "Reshape", value, b.op("Concat", n, p_all, taps, g_c, i64([-1]), axis=0)
         )  # [N,P,K,g,Cin/g]
         cols = b.op("Transpose", cols, perm=[0, 3, 1, 2, 4])
-        cols = b.op(
-            "Reshape", cols, b.op("Concat", n, g_c, p_all, b.const([-1]), axis=0)
-        )  # [N, g, P, K·Cin/g]
+        cols = b.op("Reshape", cols, b.op("Concat", n, g_c, p_all, i64([-1]), axis=0))  # [N, g, P, K·Cin/g]
         per_group = b.op("Mul", taps, dim(sk, 1))  # K·Cin/g
-        wm = b.op(
-            "Reshape", w_t, b.op("Concat", g_c, b.const([-1]), per_group, axis=0)
-        )  # [g, Cout/g, K·Cin/g]
+        wm = b.op("Reshape", w_t, b.op("Concat", g_c, i64([-1]), per_group, axis=0))  # [g, Cout/g, K·Cin/g]
         wm = b.op("Transpose", wm, perm=[0, 2, 1])
         out = b.op("Transpose", b.op("MatMul", cols, wm), perm=[0, 1, 3, 2])  # [N, g, Cout/g, P]
     out_shape = b.op("Concat", n, cout, ho, wo, axis=0)
     if spec.has_bias:
         out = b.op("Reshape", out, out_shape)
-        b.op("Add", out, b.op("Reshape", "B", b.const([1, -1, 1, 1])), outputs=["Y"])
+        y = b.op("Add", out, b.op("Reshape", args["B"], i64([1, -1, 1, 1])), outputs=["Y"])
     else:
-        b.op("Reshape", out, out_shape, outputs=["Y"])
+        y = b.op("Reshape", out, out_shape, outputs=["Y"])
 
-    return helper.make_function(
+    return b.function(
         DOMAIN,
         spec.function_name,
-        spec.input_names,
-        ["Y"],
-        b.nodes,
-        [helper.make_opsetid("", opset)],
-        attributes=list(ATTRIBUTES),
+        list(args.values()),
+        [y],
+        attributes=ATTRIBUTES,
         doc_string=f"ONNX DeformConv (strides={list(spec.strides)}, pads={list(spec.pads)}, "
         f"dilations={list(spec.dilations)}, group={spec.group}, offset_group={spec.offset_group}) "
         "decomposed into standard ops by hdm-deploy.",

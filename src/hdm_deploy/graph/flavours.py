@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import onnx
-import onnx.inliner
-from onnx import helper, numpy_helper
+import onnx_ir as ir
 
 from hdm_deploy.core.contracts import (
     DECOMPOSE_DOMAIN,
@@ -35,7 +34,8 @@ from hdm_deploy.core.contracts import (
 )
 from hdm_deploy.core.errors import ExportError
 from hdm_deploy.graph import onnx_io as _graph
-from hdm_deploy.graph.deform_decompose import DeformSpec, build_function, is_decomposed_call
+from hdm_deploy.graph.deform_decompose import DeformSpec, decompose_function, is_decomposed_call
+from hdm_deploy.graph.ir_build import Builder
 
 PLUGIN_OP = PLUGIN_OP_TYPE
 #: metadata_props keys this module maintains
@@ -43,7 +43,7 @@ META_DEFORM = "deform"
 META_INLINED = "functions_inlined"
 
 
-def node_flavour(node: onnx.NodeProto) -> str | None:
+def node_flavour(node: onnx.NodeProto | ir.Node) -> str | None:
     """Which flavour a node is a DeformConv of (None for any other node)."""
     if node.op_type == "DeformConv" and node.domain in _graph.ONNX_DOMAINS:
         return "onnx"
@@ -78,22 +78,22 @@ def detect_flavour(model: onnx.ModelProto | str | os.PathLike) -> str | None:
     return None
 
 
-def _canonical(node: onnx.NodeProto) -> tuple[list[str], dict]:
-    """Inputs padded to (X, W, offset, B, mask) with '' for absent ones, and the DeformConv attributes."""
-    inputs = list(node.input) + [""] * (5 - len(node.input))
-    if is_decomposed_call(node):
-        rest = list(node.input[3:])
-        bias = rest.pop(0) if spec_has(node, "B") else ""
-        mask = rest.pop(0) if spec_has(node, "M") else ""
-        inputs = [*node.input[:3], bias, mask]
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute if a.name not in PLUGIN_ATTRIBUTES}
-    return inputs, attrs
-
-
-def spec_has(node: onnx.NodeProto, letter: str) -> bool:
+def spec_has(node: onnx.NodeProto | ir.Node, letter: str) -> bool:
     """Whether a decomposition call has the optional input B (bias) or M (mask): encoded in its name."""
     suffix = node.op_type.rsplit("_", 1)[-1]
     return suffix.isupper() and letter in suffix
+
+
+def _canonical(node: ir.Node) -> tuple[list[ir.Value | None], dict]:
+    """Inputs padded to (X, W, offset, B, mask) with None for absent ones, and the DeformConv attributes."""
+    inputs = list(node.inputs) + [None] * (5 - len(node.inputs))
+    if is_decomposed_call(node):
+        rest = list(node.inputs[3:])
+        bias = rest.pop(0) if spec_has(node, "B") else None
+        mask = rest.pop(0) if spec_has(node, "M") else None
+        inputs = [*node.inputs[:3], bias, mask]
+    attrs = {k: a.value for k, a in node.attributes.items() if k not in PLUGIN_ATTRIBUTES}
+    return inputs, attrs
 
 
 def _explicit_attrs(attrs: dict, kernel_shape: list[int] | None) -> dict:
@@ -110,97 +110,128 @@ def _explicit_attrs(attrs: dict, kernel_shape: list[int] | None) -> dict:
     return full
 
 
-class _Rewriter:
-    def __init__(self, model: onnx.ModelProto):
-        self.model = model
-        self.inits = {t.name: t for t in model.graph.initializer}
-        self.used_names = {o for n in model.graph.node for o in n.output} | set(self.inits)
-        self.used_names |= {i.name for i in model.graph.input}
-        self.counter = 0
+def _trim(inputs: list[ir.Value | None]) -> list[ir.Value | None]:
+    """Without trailing absent inputs."""
+    while inputs and inputs[-1] is None:
+        inputs = inputs[:-1]
+    return inputs
 
-    def unique(self, base: str) -> str:
+
+class ConvertDeformPass(ir.passes.InPlacePass):
+    """Rewrite every DeformConv node (any flavour) of the main graph into ``flavour``.
+
+    Rule: pattern :func:`node_flavour` is not None → :meth:`check` (a reason to refuse, else None) →
+    :meth:`rewrite` (one new node, preceded by the nodes of a zero bias where the plugin needs one). The
+    new node keeps the outputs, name, doc string and metadata (scopes) of the one it replaces. Calls of
+    the ``decompose`` flavour get their functions (:func:`.deform_decompose.decompose_function`).
+    """
+
+    def __init__(self, flavour: str):
+        super().__init__()
+        if flavour not in FLAVOURS:
+            raise ExportError(f"unknown DeformConv flavour {flavour!r}", f"use one of {', '.join(FLAVOURS)}")
+        self.flavour = flavour
+
+    def check(self, node: ir.Node) -> str | None:
+        """Why ``node`` cannot be rewritten (None: it can)."""
+        if self.flavour == "onnx" and self._opset < 19:
+            return f"DeformConv needs opset 19 but this graph uses opset {self._opset}"
+        return None
+
+    def call(self, model: ir.Model) -> ir.passes.PassResult:
+        graph = model.graph
+        self._names = {v.name for n in graph for v in n.outputs} | set(graph.initializers)
+        self._names |= {v.name for v in graph.inputs}
+        self._counter = 0
+        self._opset = model.opset_imports.get("", _graph.OPSET)
+        modified = False
+        for node in list(graph):
+            if node_flavour(node) is None:
+                continue
+            if reason := self.check(node):
+                raise ExportError(
+                    reason, "convert to plugin or decompose instead (or re-export with --opset 19)"
+                )
+            nodes = self.rewrite(graph, node)
+            new = nodes[-1]
+            new.name, new.doc_string = node.name, node.doc_string
+            new.metadata_props.update(node.metadata_props)
+            ir.convenience.replace_nodes_and_values(graph, node, [node], nodes, node.outputs, new.outputs)
+            if is_decomposed_call(new) and new.op_identifier() not in model.functions:
+                model.functions[new.op_identifier()] = decompose_function(self._spec(new), self._opset)
+            modified = True
+        domains = {n.domain for n in graph}
+        if PLUGIN_DOMAIN in domains:
+            model.opset_imports[PLUGIN_DOMAIN] = 1
+        if DECOMPOSE_DOMAIN in domains:
+            model.opset_imports[DECOMPOSE_DOMAIN] = DECOMPOSE_DOMAIN_VERSION
+        return ir.passes.PassResult(model, modified)
+
+    @staticmethod
+    def _spec(node: ir.Node) -> DeformSpec:
+        inputs, attrs = _canonical(node)
+        return DeformSpec.from_attrs(attrs, has_bias=inputs[3] is not None, has_mask=inputs[4] is not None)
+
+    def _unique(self, base: str) -> str:
         name = base
-        while name in self.used_names:
-            self.counter += 1
-            name = f"{base}_{self.counter}"
-        self.used_names.add(name)
+        while name in self._names:
+            self._counter += 1
+            name = f"{base}_{self._counter}"
+        self._names.add(name)
         return name
 
-    def kernel_shape(self, weight: str) -> list[int] | None:
-        t = self.inits.get(weight)
-        return list(t.dims[2:]) if t is not None and len(t.dims) == 4 else None
-
-    def zero_bias(self, weight: str, base: str) -> tuple[str, list[onnx.NodeProto]]:
+    def _zero_bias(self, graph: ir.Graph, weight: ir.Value, base: str) -> tuple[ir.Value, list[ir.Node]]:
         """A zero bias of length C_out: an initializer if W is one, else computed from W's shape."""
-        t = self.inits.get(weight)
+        t = weight.const_value if weight.name in graph.initializers else None
         if t is not None:
-            dtype = helper.tensor_dtype_to_np_dtype(t.data_type)
-            name = self.unique(f"{base}_zero_bias")
-            init = numpy_helper.from_array(np.zeros((t.dims[0],), dtype=dtype), name)
-            self.model.graph.initializer.append(init)
-            self.inits[name] = init
-            return name, []
-        shape, cout, name = (
-            self.unique(f"{base}_w_shape"),
-            self.unique(f"{base}_cout"),
-            self.unique(f"{base}_zero_bias"),
+            name = self._unique(f"{base}_zero_bias")
+            value = ir.Value(
+                name=name, const_value=ir.tensor(np.zeros((t.shape[0],), t.dtype.numpy()), name=name)
+            )
+            value.shape, value.dtype = value.const_value.shape, value.const_value.dtype
+            graph.register_initializer(value)
+            return value, []
+        b = Builder(self._opset)  # with the names below (from _unique), as before
+        shape = b.op("Shape", weight, outputs=[self._unique(f"{base}_w_shape")])
+        starts = b.op(
+            "Constant", value=ir.tensor(np.array([0], np.int64)), outputs=[self._unique(f"{base}_s0")]
         )
-        starts, ends = self.unique(f"{base}_s0"), self.unique(f"{base}_s1")
-        nodes = [
-            helper.make_node("Shape", [weight], [shape], name=shape),
-            helper.make_node(
-                "Constant", [], [starts], value=numpy_helper.from_array(np.array([0], np.int64)), name=starts
-            ),
-            helper.make_node(
-                "Constant", [], [ends], value=numpy_helper.from_array(np.array([1], np.int64)), name=ends
-            ),
-            helper.make_node("Slice", [shape, starts, ends], [cout], name=cout),
-            helper.make_node(
-                "ConstantOfShape",
-                [cout],
-                [name],
-                value=numpy_helper.from_array(np.zeros(1, np.float32)),
-                name=name,
-            ),
-        ]
-        return name, nodes
+        ends = b.op(
+            "Constant", value=ir.tensor(np.array([1], np.int64)), outputs=[self._unique(f"{base}_s1")]
+        )
+        cout = b.op("Slice", shape, starts, ends, outputs=[self._unique(f"{base}_cout")])
+        zero = b.op(
+            "ConstantOfShape",
+            cout,
+            value=ir.tensor(np.zeros(1, np.float32)),
+            outputs=[self._unique(f"{base}_zero_bias")],
+        )
+        for node in b.nodes:
+            node.name = node.outputs[0].name
+        return zero, list(b.nodes)
 
-    def rewrite(self, node: onnx.NodeProto, flavour: str) -> list[onnx.NodeProto]:
+    def rewrite(self, graph: ir.Graph, node: ir.Node) -> list[ir.Node]:
         inputs, attrs = _canonical(node)
-        base = node.name or node.output[0]
-        extra: list[onnx.NodeProto] = []
-        if flavour == "onnx":
-            while inputs and not inputs[-1]:
-                inputs.pop()
-            new = helper.make_node("DeformConv", inputs, list(node.output), name=node.name, **attrs)
-        elif flavour == "plugin":
-            if inputs[4] and not inputs[3]:
-                inputs[3], extra = self.zero_bias(inputs[1], base)
-            while inputs and not inputs[-1]:
-                inputs.pop()
-            full = _explicit_attrs(attrs, self.kernel_shape(inputs[1]))
-            new = helper.make_node(
-                PLUGIN_OP,
-                inputs,
-                list(node.output),
-                name=node.name,
-                domain=PLUGIN_DOMAIN,
-                **full,
-                **PLUGIN_ATTRIBUTES,
-            )
-        elif flavour == "decompose":
-            probe = helper.make_node("DeformConv", inputs, ["y"], **attrs)
-            spec = DeformSpec.from_node(probe)
-            args = [i for i in inputs if i]
-            new = helper.make_node(
-                spec.function_name, args, list(node.output), name=node.name, domain=DECOMPOSE_DOMAIN, **attrs
-            )
-        else:
-            raise ExportError(f"unknown DeformConv flavour {flavour!r}", f"use one of {', '.join(FLAVOURS)}")
-        new.doc_string = node.doc_string
-        for prop in node.metadata_props:
-            new.metadata_props.add(key=prop.key, value=prop.value)
-        return [*extra, new]
+        outputs = [ir.Value() for _ in node.outputs]
+        if self.flavour == "onnx":
+            return [ir.Node("", "DeformConv", _trim(inputs), _convert(attrs), outputs=outputs)]
+        if self.flavour == "plugin":
+            extra: list[ir.Node] = []
+            if inputs[4] is not None and inputs[3] is None:
+                inputs[3], extra = self._zero_bias(graph, inputs[1], node.name or node.outputs[0].name)
+            w = inputs[1].const_value if inputs[1].name in graph.initializers else None
+            kernel_shape = list(w.shape[2:]) if w is not None and len(w.shape) == 4 else None
+            full = {**_explicit_attrs(attrs, kernel_shape), **PLUGIN_ATTRIBUTES}
+            return [*extra, ir.Node(PLUGIN_DOMAIN, PLUGIN_OP, _trim(inputs), _convert(full), outputs=outputs)]
+        args = [i for i in inputs if i is not None]
+        name = self._spec(node).function_name
+        return [ir.Node(DECOMPOSE_DOMAIN, name, args, _convert(attrs), outputs=outputs)]
+
+
+def _convert(attrs: dict) -> list[ir.Attr]:
+    return ir.convenience.convert_attributes(
+        {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.items()}
+    )
 
 
 def convert_deform(model: onnx.ModelProto, flavour: str, *, check: bool = True) -> onnx.ModelProto:
@@ -209,48 +240,15 @@ def convert_deform(model: onnx.ModelProto, flavour: str, *, check: bool = True) 
         raise ExportError(f"unknown DeformConv flavour {flavour!r}", f"use one of {', '.join(FLAVOURS)}")
     current = detect_flavour(model)
     counts = deform_flavours(model)
-    opset = _graph.opset_version(model) or _graph.OPSET
-    if flavour == "onnx" and counts and opset < 19:
-        raise ExportError(
-            f"DeformConv needs opset 19 but this graph uses opset {opset}",
-            "convert to plugin or decompose instead (or re-export with --opset 19)",
-        )
     meta = _graph.metadata(model)
     if not counts and current == "decompose" and flavour != "decompose":
         raise ExportError(
             "this graph's DeformConv decomposition was inlined and cannot be converted back",
             "re-export without --inline-functions (or convert first, then inline)",
         )
-    out = onnx.ModelProto()
-    out.CopyFrom(model)
-    rewriter = _Rewriter(out)
-    nodes: list[onnx.NodeProto] = []
-    for node in out.graph.node:
-        if node_flavour(node) is None:
-            nodes.append(node)
-        else:
-            nodes.extend(rewriter.rewrite(node, flavour))
-    del out.graph.node[:]
-    out.graph.node.extend(nodes)
-
-    # Functions: keep the decompositions that are called, add the missing ones.
-    called = {n.op_type for n in out.graph.node if is_decomposed_call(n)}
-    kept = [f for f in out.functions if f.domain != DECOMPOSE_DOMAIN or f.name in called]
-    have = {f.name for f in kept if f.domain == DECOMPOSE_DOMAIN}
-    for node in out.graph.node:
-        if is_decomposed_call(node) and node.op_type not in have:
-            inputs, attrs = _canonical(node)
-            spec = DeformSpec.from_node(helper.make_node("DeformConv", inputs, ["y"], **attrs))
-            kept.append(build_function(spec, _graph.opset_version(out) or _graph.OPSET))
-            have.add(node.op_type)
-    del out.functions[:]
-    out.functions.extend(kept)
-
-    if any(n.domain == PLUGIN_DOMAIN for n in out.graph.node):
-        _graph.set_opset(out, PLUGIN_DOMAIN, 1)
-    if called:
-        _graph.set_opset(out, DECOMPOSE_DOMAIN, DECOMPOSE_DOMAIN_VERSION)
-    _graph.prune_opsets(out)
+    out = _graph.apply(
+        ir.passes.PassManager([ConvertDeformPass(flavour), *_graph.tidy_passes().passes]), model
+    )
     if counts or META_DEFORM in meta:
         _graph.set_metadata(out, {META_DEFORM: flavour})
     if check:
@@ -260,14 +258,10 @@ def convert_deform(model: onnx.ModelProto, flavour: str, *, check: bool = True) 
 
 def inline_functions(model: onnx.ModelProto, *, check: bool = True) -> onnx.ModelProto:
     """Replace every local-function call (DCP masks, DeformConv decompositions) by its body."""
-    ir_version = model.ir_version
-    inlined = onnx.inliner.inline_local_functions(model)
-    del inlined.functions[:]
-    _graph.prune_opsets(inlined)
+    inlined = _graph.apply(_graph.inline_passes(), model)
     _graph.set_metadata(inlined, {META_INLINED: "true"})
-    inlined.ir_version = ir_version
     if check:
-        _graph.finalize(inlined, ir_version=ir_version)
+        _graph.finalize(inlined, ir_version=model.ir_version)
     return inlined
 
 

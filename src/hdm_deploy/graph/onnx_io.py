@@ -1,55 +1,27 @@
-"""Small torch-free helpers for the ONNX post-processing passes (flavour rewrites, finalisation).
+"""Small torch-free helpers for ONNX files: load/save, metadata, opset imports, onnx-ir pass pipelines.
 
-Everything the exporter can emit comes from the exporter; these helpers only build what it cannot
-(the DeformConv decomposition function) and patch graphs after export.
+Everything the exporter can emit comes from the exporter; graph rewrites after export are onnx-ir
+passes (:mod:`.flavours`), functions are built with :mod:`.ir_build`.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
-from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+import onnx_ir as ir
+from onnx import helper
+from onnx_ir.passes import common
 
 from hdm_deploy.core.contracts import DEFAULT_IR_VERSION, DEFAULT_OPSET, ONNX_DOMAINS
-from hdm_deploy.core.errors import ExportError, first_line
+from hdm_deploy.core.errors import ExportError, HdmDeployError, first_line
 from hdm_deploy.core.fs import atomic_path
 
 #: Default opset of every graph we write, and the IR version we stamp (ORT 1.31 accepts ≤ 13;
 #: onnx 1.23 would write 14). IR 10 keeps node ``metadata_props`` (scopes) and local functions.
 OPSET = DEFAULT_OPSET
 IR_VERSION = DEFAULT_IR_VERSION
-
-
-class FunctionBuilder:
-    """Appends nodes with fresh value names; ``b.op("Add", x, y)`` returns the output name(s)."""
-
-    def __init__(self, prefix: str = "t"):
-        self.nodes: list[onnx.NodeProto] = []
-        self._names = itertools.count()
-        self.prefix = prefix
-
-    def fresh(self, hint: str = "") -> str:
-        return f"{self.prefix}{next(self._names)}{'_' + hint if hint else ''}"
-
-    def op(
-        self, op_type: str, *inputs: str, outputs: int | Sequence[str] = 1, hint: str = "", **attrs
-    ) -> str | list[str]:
-        names = (
-            [self.fresh(hint or op_type.lower()) for _ in range(outputs)]
-            if isinstance(outputs, int)
-            else list(outputs)
-        )
-        self.nodes.append(helper.make_node(op_type, list(inputs), names, **attrs))
-        return names[0] if len(names) == 1 else names
-
-    def const(self, value, dtype=np.int64, hint: str = "c") -> str:
-        arr = np.asarray(value, dtype=dtype)
-        return self.op("Constant", hint=hint, value=numpy_helper.from_array(arr))
 
 
 def opset_version(model: onnx.ModelProto, domain: str = "") -> int | None:
@@ -65,22 +37,6 @@ def set_opset(model: onnx.ModelProto, domain: str, version: int) -> None:
             imp.version = version
             return
     model.opset_import.append(helper.make_opsetid(domain, version))
-
-
-def domains_in_use(model: onnx.ModelProto) -> set[str]:
-    used = {n.domain for n in model.graph.node}
-    for f in model.functions:
-        used.add(f.domain)
-        used.update(n.domain for n in f.node)
-    return used
-
-
-def prune_opsets(model: onnx.ModelProto, keep: Iterable[str] = ("",)) -> None:
-    """Drop opset imports of custom domains that no node (or function) uses any more."""
-    used = domains_in_use(model) | set(keep)
-    kept = [imp for imp in model.opset_import if imp.domain in used or imp.domain in ONNX_DOMAINS]
-    del model.opset_import[:]
-    model.opset_import.extend(kept)
 
 
 def metadata(model: onnx.ModelProto) -> dict[str, str]:
@@ -117,10 +73,40 @@ def load(
         raise ModelFormatError(f"{path} is not a readable ONNX model ({exc})") from exc
 
 
+def inline_passes() -> ir.passes.PassManager:
+    """Inline every model-local function call (onnx-ir's ``InlinePass``), then drop the functions and
+    opset imports nothing uses any more (the functions' domains)."""
+    return ir.passes.PassManager([common.InlinePass(), *tidy_passes().passes])
+
+
+def tidy_passes() -> ir.passes.PassManager:
+    """Drop local functions nothing calls and opset imports nothing uses (custom domains; the default
+    domain stays)."""
+    return ir.passes.PassManager([common.RemoveUnusedFunctionsPass(), common.RemoveUnusedOpsetsPass()])
+
+
+def apply(passes: ir.passes.PassManager, model: onnx.ModelProto) -> onnx.ModelProto:
+    """Run onnx-ir ``passes`` on a proto; returns the new proto (metadata, IR version, names kept)."""
+    ir_model = ir.serde.deserialize_model(model)
+    try:
+        passes(ir_model)
+    except ir.passes.PassError as exc:  # a pass refused: re-raise our typed error (with its hint)
+        cause = exc.__cause__
+        while isinstance(cause, ir.passes.PassError):
+            cause = cause.__cause__
+        if isinstance(cause, HdmDeployError):
+            raise cause from None
+        raise
+    return ir.serde.serialize_model(ir_model)
+
+
 def finalize(
     model: onnx.ModelProto, ir_version: int = IR_VERSION, full_check: bool = True
 ) -> onnx.ModelProto:
-    """Stamp the IR version and run ``onnx.checker`` (with full shape/type inference)."""
+    """Stamp the IR version and run ``onnx.checker`` (with full shape/type inference), in place.
+
+    On the proto we write, not through onnx-ir's ``CheckerPass``: that pass serializes its IR model and
+    calls the same ``onnx.checker.check_model``, so it would check a re-serialized copy instead."""
     model.ir_version = ir_version
     try:
         onnx.checker.check_model(model, full_check=full_check)

@@ -1,1 +1,10 @@
-"""HDM's dark-channel-prior region masks: reference (numpy/OpenCV), torch and ONNX implementations."""
+"""HDM's dark-channel-prior region masks: reference (numpy/OpenCV), torch and ONNX implementations.
+
+The ONNX local function's identity is a contract between the exporter (:mod:`.export_op`), the
+function builder (:mod:`.onnx_function`), the FP16 policy and the runners: import these names.
+"""
+
+#: Domain, version and name of the DCP masks model-local function.
+DCP_DOMAIN = "hdm_deploy.dcp"
+DCP_DOMAIN_VERSION = 1
+DCP_FUNCTION = "DCPMasks"

@@ -23,12 +23,13 @@ from hdm_deploy.core.errors import ExportError
 
 #: Largest frame (padded H·W) the DCP function handles by default (4K UHD); it sizes the function's
 #: constant TopK (TensorRT needs a constant K); larger frames are refused by the runners.
-from hdm_deploy.families.hdm.dcp.onnx_function import DEFAULT_MAX_PIXELS
+from hdm_deploy.families.hdm.dcp import DCP_DOMAIN, DCP_DOMAIN_VERSION, DCP_FUNCTION
+from hdm_deploy.families.hdm.dcp.onnx_function import DEFAULT_MAX_PIXELS, INT_SUMS
 from hdm_deploy.graph import onnx_io as _graph
 
-DOMAIN = "hdm_deploy.dcp"
-DOMAIN_VERSION = 1
-FUNCTION = "DCPMasks"
+DOMAIN = DCP_DOMAIN
+DOMAIN_VERSION = DCP_DOMAIN_VERSION
+FUNCTION = DCP_FUNCTION
 REGIONS = 5
 
 
@@ -48,11 +49,6 @@ def _as_function_list(obj) -> list[onnx.FunctionProto]:
     if isinstance(obj, onnx.ModelProto):
         return list(obj.functions)
     return list(obj)
-
-
-#: How the function computes its exact integer box sums: ``cumsum`` is fastest in ONNX Runtime;
-#: TensorRT imports ``CumSum`` as a loop, so TensorRT-bound exports use ``doubling`` (same results).
-INT_SUMS = ("cumsum", "doubling")
 
 
 def default_impl(max_pixels: int = DEFAULT_MAX_PIXELS, int_sums: str = "cumsum") -> DCPImpl:
@@ -75,7 +71,7 @@ def default_impl(max_pixels: int = DEFAULT_MAX_PIXELS, int_sums: str = "cumsum")
     def functions(opset: int) -> list[onnx.FunctionProto]:
         return onnx_function.dcp_functions(opset, max_pixels=max_pixels, int_sums=int_sums)
 
-    return DCPImpl("hdm_deploy.dcp", torch_masks.dcp_masks, functions)
+    return DCPImpl(DCP_DOMAIN, torch_masks.dcp_masks, functions)
 
 
 _active: list[DCPImpl] = []
