@@ -204,7 +204,11 @@ def main(argv: list[str] | None = None) -> int:
 
     network = DEFAULT_ISLANDS["onnx"]
     ort_rows = [  # label, network islands, FP32 local functions
-        (f"ORT: FP16 graph, FP32 islands dcp + {' + '.join(network)} (the policy)", network, FAMILY.fp32_functions),
+        (
+            f"ORT: FP16 graph, FP32 islands dcp + {' + '.join(network)} (the policy)",
+            network,
+            FAMILY.fp32_functions,
+        ),
         ("ORT: − dcp (DCP function in FP16)", network, ()),
         ("ORT: no FP32 islands", (), ()),
     ]

@@ -97,7 +97,9 @@ def to_prediction(outputs: Mapping[str, np.ndarray], layout: str) -> Prediction:
     """Engine outputs → :class:`Prediction` (uint8 I/O gives ``image``; float I/O gives ``image_float`` too)."""
     enhanced = np.asarray(outputs[OUTPUT_NAME])
     extras = {
-        k: np.asarray(v).astype(np.float32, copy=False) if np.asarray(v).dtype == np.float16 else np.asarray(v)
+        k: np.asarray(v).astype(np.float32, copy=False)
+        if np.asarray(v).dtype == np.float16
+        else np.asarray(v)
         for k, v in outputs.items()
         if k != OUTPUT_NAME
     }

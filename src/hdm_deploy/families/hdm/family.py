@@ -5,12 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from hdm_deploy.families.base import Family, FrameContract
+from hdm_deploy.families.hdm.dcp import DCP_DOMAIN, DCP_FUNCTION
 
-#: The DCP masks local function of the exported graph. An FP16 export keeps it FP32 inside: the
-#: guided-filter variances cancel catastrophically in FP16, the region thresholds flip, and several
-#: constants (Lanczos weights up to 2^22, −FLT_MAX) exceed FP16's range; masks must be 100 % equal.
-DCP_DOMAIN = "hdm_deploy.dcp"
-DCP_FUNCTION = "DCPMasks"
 #: Smallest frame side: two stride-2 convs and the ÷4 DCP resize need 4 px.
 MIN_SIDE = 4
 PAD_MULTIPLE = 4
@@ -38,6 +34,9 @@ FAMILY = Family(
     task="dehaze",
     frame=FrameContract(pad_multiple=PAD_MULTIPLE, pad_mode="reflect", min_side=MIN_SIDE),
     extras={"masks": "equal"},
+    # An FP16 export keeps the DCP function FP32 inside: the guided-filter variances cancel
+    # catastrophically in FP16, the region thresholds flip, and several constants (Lanczos weights
+    # up to 2^22, −FLT_MAX) exceed FP16's range; masks must be 100 % equal.
     fp32_functions=((DCP_DOMAIN, DCP_FUNCTION),),
     detect=detect,
     load_checkpoint="hdm_deploy.families.hdm.checkpoint:load_for_family",
