@@ -5,7 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
+
+from hdm_deploy.tensorrt.builder import build_engine, make_progress_monitor
+from hdm_deploy.tensorrt.doctor import (
+    KNOWN,
+    check_graph,
+    detect_versions,
+    guide_for,
+    nearest_known,
+    plugin_available,
+)
 
 
 def run_build_engine(  # pragma: no cover - needs TensorRT
@@ -16,9 +27,6 @@ def run_build_engine(  # pragma: no cover - needs TensorRT
     out: Console,
     **options,
 ) -> None:
-    from rich.progress import BarColumn, Progress, TextColumn
-
-    from hdm_deploy.tensorrt.builder import build_engine, make_progress_monitor
 
     output = output or model.with_suffix(".engine")
     with Progress(
@@ -63,14 +71,6 @@ def run_build_engine(  # pragma: no cover - needs TensorRT
 
 def run_doctor(model: Path | None, trt_versions: list[str], out: Console) -> bool:
     """Print versions, the Jetson guide and (with a model) the op check; False when errors were found."""
-    from hdm_deploy.tensorrt.doctor import (
-        KNOWN,
-        check_graph,
-        detect_versions,
-        guide_for,
-        nearest_known,
-        plugin_available,
-    )
 
     for version in trt_versions:  # a typo in --trt is one line (HdmDeployError), before any probing
         nearest_known(version)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from hdm_deploy.core.errors import ModelFormatError
@@ -37,7 +38,6 @@ def asset_path(name: str) -> Path:
 
 def read_photo(key: str) -> np.ndarray:
     """uint8 RGB [H,W,3] of a bundled golden photograph."""
-    import cv2
 
     path = asset_path(PHOTOS[key][0])
     bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
@@ -48,7 +48,6 @@ def read_photo(key: str) -> np.ndarray:
 
 def golden_cases() -> list[tuple[str, np.ndarray]]:
     """(name, uint8 [N,H,W,3]) for every golden case."""
-    import cv2
 
     cases = []
     photos = {k: read_photo(k) for k in PHOTOS}

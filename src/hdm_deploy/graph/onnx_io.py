@@ -15,7 +15,7 @@ from onnx import helper
 from onnx_ir.passes import common
 
 from hdm_deploy.core.contracts import DEFAULT_IR_VERSION, DEFAULT_OPSET, ONNX_DOMAINS
-from hdm_deploy.core.errors import ExportError, HdmDeployError, first_line
+from hdm_deploy.core.errors import ExportError, HdmDeployError, ModelFormatError, first_line
 from hdm_deploy.core.fs import atomic_path
 
 #: Default opset of every graph we write, and the IR version we stamp (ORT 1.31 accepts ≤ 13;
@@ -62,14 +62,10 @@ def load(
         return model_or_path
     path = Path(model_or_path)
     if not path.is_file():
-        from hdm_deploy.core.errors import ModelFormatError
-
         raise ModelFormatError(f"ONNX model not found: {path}", "export one with `hdm-deploy export`")
     try:
         return onnx.load(str(path), load_external_data=external_data)
     except Exception as exc:  # onnx raises DecodeError, OSError, …
-        from hdm_deploy.core.errors import ModelFormatError
-
         raise ModelFormatError(f"{path} is not a readable ONNX model ({exc})") from exc
 
 

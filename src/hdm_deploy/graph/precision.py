@@ -34,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import onnx
 import onnx_ir as ir
+from onnx import inliner
 
 from hdm_deploy.core.contracts import DECOMPOSE_DOMAIN, FLAVOURS, PLUGIN_DOMAIN, PLUGIN_OP_TYPE
 from hdm_deploy.core.errors import ExportError
@@ -498,7 +499,6 @@ def apply_fp16_policy(
                 + " would stay FP32 inside while FP16 values flow in",
                 "inline them first (inline_other_functions=True / --inline-functions) or add them to an island",
             )
-        from onnx import inliner
 
         # Inline only the functions nobody blocked: FP32 functions stay functions.
         model = inliner.inline_selected_functions(model, sorted(unblocked), exclude=False)

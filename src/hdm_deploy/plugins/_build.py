@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib.util
 import os
 import platform as _platform
 import re
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from hdm_deploy.core.contracts import PLUGIN_LIB_ENV, PLUGIN_LIB_NAME
 from hdm_deploy.core.errors import PluginBuildError
+from hdm_deploy.core.fs import atomic_path
 
 PLUGIN_DIR = Path(__file__).resolve().parent
 CSRC_DIR = PLUGIN_DIR / "csrc"
@@ -261,7 +263,6 @@ def _find_nvcc() -> str | None:
 
 def _pip_tensorrt_lib_dir() -> Path | None:
     """Directory of the pip ``tensorrt_libs`` package (libnvinfer.so.N), located without importing it."""
-    import importlib.util
 
     for name in ("tensorrt_libs", "tensorrt_cu13_libs", "tensorrt_cu12_libs"):
         try:
@@ -414,8 +415,6 @@ def build_plugin(
             f"CMake finished but {library} is missing", hint="re-run with a clean build dir"
         )
     if output_dir is not None:
-        from hdm_deploy.core.fs import atomic_path
-
         dest = Path(output_dir) / PLUGIN_LIB_NAME
         with atomic_path(dest) as tmp:
             shutil.copyfile(library, tmp)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hdm_deploy import __version__
 from hdm_deploy.core.errors import (
     ExportError,
     HdmDeployError,
@@ -28,6 +29,9 @@ from hdm_deploy.core.errors import (
     TensorRTUnavailableError,
 )
 from hdm_deploy.core.fs import atomic_write_bytes, sha256_file
+from hdm_deploy.graph import onnx_io as _graph
+from hdm_deploy.graph.precision import fp32_layer_names
+from hdm_deploy.tensorrt import cudart
 from hdm_deploy.tensorrt.flags import (
     BuildConfigError,
     BuildFlags,
@@ -59,8 +63,6 @@ class OnnxFacts:
 
 def read_onnx_facts(path: str | Path) -> OnnxFacts:
     """Metadata, the image input's signature, the ops (incl. inside local functions), the FP32 islands."""
-    from hdm_deploy.graph import onnx_io as _graph
-    from hdm_deploy.graph.precision import fp32_layer_names
 
     path = Path(path)
     model = _graph.load(path, external_data=False)
@@ -112,8 +114,6 @@ def import_polygraphy_trt():
 def gpu_facts(device: int = 0) -> tuple[str | None, str | None, str | None]:  # pragma: no cover - needs a GPU
     """(GPU name, compute capability "8.7", CUDA runtime version) via libcudart, else (None,)*3."""
     try:
-        from hdm_deploy.tensorrt import cudart
-
         lib = cudart.cudart()
         name, cc = cudart.device_properties(device, lib)
         return name, cc, cudart.runtime_version(lib)
@@ -376,7 +376,6 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
 
     output = Path(output)
     name, cc, cuda_version = gpu_facts()
-    from hdm_deploy import __version__
 
     sidecar = EngineSidecar(
         trt_version=trt.__version__,

@@ -10,6 +10,9 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from hdm_deploy.graph import onnx_io as _graph
+from hdm_deploy.tensorrt import cudart
+from hdm_deploy.tensorrt.plugins import find_plugin_library
 from hdm_deploy.tensorrt.trt_ops import KNOWN, OpIssue, check_model, nearest_known, summarize
 
 TEGRA_RELEASE = Path("/etc/nv_tegra_release")
@@ -92,8 +95,6 @@ def detect_versions() -> Versions:  # pragma: no cover - environment probing; th
     except Exception:
         v.tensorrt = package_version("tensorrt")
     try:  # libcudart through Polygraphy's ctypes wrapper (no cuda-python / pycuda)
-        from hdm_deploy.tensorrt import cudart
-
         lib = cudart.cudart()
         v.cuda_runtime = cudart.runtime_version(lib)
         v.cuda_driver = cudart.driver_version(lib)
@@ -122,7 +123,6 @@ class GraphReport:
 
 def check_graph(path: str | Path, trt_version: str, plugin_available: bool | None = None) -> GraphReport:
     """Load an ONNX file (no external data) and check it against ``trt_version``'s parser."""
-    from hdm_deploy.graph import onnx_io as _graph
 
     model = _graph.load(path, external_data=False)
     ops = len(model.graph.node) + sum(len(f.node) for f in model.functions)
@@ -132,7 +132,6 @@ def check_graph(path: str | Path, trt_version: str, plugin_available: bool | Non
 
 
 def plugin_available() -> bool:
-    from hdm_deploy.tensorrt.plugins import find_plugin_library
 
     return find_plugin_library(required=False) is not None
 

@@ -16,8 +16,10 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
+from hdm_deploy import plugins as _plugins
 from hdm_deploy.core.contracts import PLUGIN_LIB_ENV, PLUGIN_LIB_NAME, PLUGIN_OPS
 from hdm_deploy.core.errors import PluginBuildError
+from hdm_deploy.plugins import load_plugin_library as load_and_register
 
 LIB_NAME = PLUGIN_LIB_NAME
 ENV_VAR = PLUGIN_LIB_ENV
@@ -57,19 +59,12 @@ def find_plugin_library(explicit: str | os.PathLike | None = None, required: boo
                 f"check {source} or build it with `hdm-deploy build-plugin`",
             )
         return path
-    try:  # the plugin package's own discovery, when it exists (it knows its build layout best)
-        from hdm_deploy import plugins as _plugins
-
-        finder = getattr(_plugins, "find_plugin_library", None)
-        if finder is not None:
-            try:
-                found = finder()
-            except PluginBuildError:
-                found = None
-            if found:
-                return Path(found)
-    except ImportError:  # pragma: no cover
-        pass
+    try:  # the plugin package's own discovery (it knows its build layout best)
+        found = _plugins.find_plugin_library()
+    except PluginBuildError:
+        found = None
+    if found:
+        return Path(found)
     for path in candidate_paths():
         if path.is_file():
             return path
@@ -89,6 +84,5 @@ def model_needs_plugin(op_ids: Iterable[tuple[str, str]]) -> bool:
 def load_plugin_library(path: str | os.PathLike) -> ctypes.CDLL:
     """Load the library and register its creators with TensorRT: :func:`hdm_deploy.plugins.load_plugin_library`
     (it imports ``tensorrt`` before loading the library, then calls ``initHdmDeployPlugins``)."""
-    from hdm_deploy.plugins import load_plugin_library as load_and_register
 
     return load_and_register(path)

@@ -30,14 +30,23 @@ from typing import Any
 import numpy as np
 
 from hdm_deploy.core.contracts import INPUT_NAME, OUTPUT_NAME
+from hdm_deploy.core.device import device_for
 from hdm_deploy.core.errors import (
     EngineMismatchError,
     HdmDeployError,
     HdmDeployWarning,
     InputImageError,
+    TensorRTUnavailableError,
 )
+from hdm_deploy.core.fs import sha256_file
 from hdm_deploy.core.runner import Prediction, Runner, check_frames, quantize
-from hdm_deploy.tensorrt.profiles import Profile
+from hdm_deploy.tensorrt import cudart
+from hdm_deploy.tensorrt.builder import import_polygraphy_trt, import_tensorrt
+from hdm_deploy.tensorrt.flags import MIN_TRT, parse_version
+from hdm_deploy.tensorrt.plugins import ENV_VAR, find_plugin_library, load_plugin_library
+from hdm_deploy.tensorrt.profiles import Profile, check_in_profile
+from hdm_deploy.tensorrt.sidecar import RuntimeFacts, raise_on_mismatch, read_sidecar
+from hdm_deploy.tensorrt.sidecar import check_sidecar as compare
 
 IMAGE_INPUT = INPUT_NAME
 
@@ -64,8 +73,6 @@ def require_tensor_api(trt_version: str, has_tensor_api: bool) -> None:
     """Polygraphy's ``TrtRunner`` drives TensorRT by tensor name (``num_io_tensors``,
     ``set_input_shape``, ``execute_async_v3``): TensorRT ≥ 8.5. The binding-index API of older
     releases (and the ``HDM_DEPLOY_TRT_IO_API=bindings`` workaround) is gone."""
-    from hdm_deploy.core.errors import TensorRTUnavailableError
-    from hdm_deploy.tensorrt.flags import MIN_TRT, parse_version
 
     if parse_version(trt_version)[:2] < MIN_TRT or not has_tensor_api:
         raise TensorRTUnavailableError(
@@ -172,7 +179,6 @@ def wants_plugin(
 ) -> bool:
     """Whether the runner loads a plugin library: ``--plugin-lib`` or ``$HDM_DEPLOY_PLUGIN_LIB``
     (named on purpose), else the sidecar's word (built with one); no sidecar → only when named."""
-    from hdm_deploy.tensorrt.plugins import ENV_VAR
 
     env = os.environ if env is None else env
     if explicit or env.get(ENV_VAR):
@@ -185,7 +191,6 @@ def select_plugin_library(
 ) -> Path | None:
     """Which library: ``--plugin-lib`` > ``$HDM_DEPLOY_PLUGIN_LIB`` > the sidecar's ``plugin_file``
     (where it was at build time, if still there) > discovery (package / build directories)."""
-    from hdm_deploy.tensorrt.plugins import ENV_VAR, find_plugin_library
 
     env = os.environ if env is None else env
     if not wants_plugin(explicit, sidecar, env):
@@ -279,13 +284,6 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
         **_: Any,
     ):
         super().__init__(model_path)
-        from hdm_deploy.core.device import device_for
-        from hdm_deploy.core.fs import sha256_file
-        from hdm_deploy.tensorrt import cudart
-        from hdm_deploy.tensorrt.builder import import_polygraphy_trt, import_tensorrt
-        from hdm_deploy.tensorrt.plugins import load_plugin_library
-        from hdm_deploy.tensorrt.sidecar import RuntimeFacts, raise_on_mismatch, read_sidecar
-        from hdm_deploy.tensorrt.sidecar import check_sidecar as compare
 
         device = int(device_for("tensorrt", device) or 0)  # "cuda:1" / "1" → 1; "cpu" is refused
         path = Path(model_path)
@@ -361,7 +359,6 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
                 "run() takes host frames; this is a device array",
                 "use runner.run_device(x) for torch CUDA tensors / CuPy arrays (outputs stay on the GPU)",
             )
-        from hdm_deploy.tensorrt.profiles import check_in_profile
 
         frames = check_frames(frames, self.min_side)
         x = prepare_input(frames, self.profile.layout, self.image.dtype)
@@ -375,7 +372,6 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
         → ``{"enhanced": DeviceView, "masks": DeviceView}`` without host copies. The views point
         into the runner's output buffers: valid until the next call. Synchronise the producing
         stream first (e.g. ``torch.cuda.synchronize()``): the runner uses its own stream."""
-        from hdm_deploy.tensorrt.profiles import check_in_profile
 
         view = device_view(image, self.image.dtype)
         check_in_profile(view.shape, self.profile)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from hdm_deploy.core.errors import EngineMismatchError, ModelFormatError
-from hdm_deploy.core.fs import atomic_write_text
+from hdm_deploy.core.fs import atomic_write_bytes, atomic_write_text
 from hdm_deploy.tensorrt.flags import parse_version
 from hdm_deploy.tensorrt.profiles import Profile
 
@@ -82,7 +82,6 @@ def write_sidecar(engine_path: str | Path, sidecar: EngineSidecar) -> Path:
 def publish_engine(engine_path: str | Path, serialized: bytes, sidecar: EngineSidecar) -> Path:
     """Write the sidecar, then the engine, each atomically: an engine never exists without its
     sidecar (a crash in between leaves at most a sidecar, which nothing loads on its own)."""
-    from hdm_deploy.core.fs import atomic_write_bytes
 
     side = write_sidecar(engine_path, sidecar)
     atomic_write_bytes(engine_path, serialized)

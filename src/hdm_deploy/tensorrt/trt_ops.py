@@ -18,6 +18,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 
+import onnx
+
 from hdm_deploy.core.errors import TensorRTUnavailableError
 from hdm_deploy.tensorrt.flags import parse_version
 
@@ -119,7 +121,6 @@ class Node:
         return bool(name) and name not in self.consts
 
     def attr(self, name: str, default=None):
-        import onnx
 
         for a in self.proto.attribute:
             if a.name == name:
@@ -390,7 +391,6 @@ def _pad_wrap(n: Node, c: Ctx):
 
 
 def _cast_to_float(n: Node) -> bool:
-    import onnx
 
     return n.op == "Cast" and n.attr("to") in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
 
@@ -445,7 +445,6 @@ def opset_issues(model, key: str) -> list[OpIssue]:
 
 
 def _uint8_tensors(model) -> set[str]:
-    import onnx
 
     u8 = onnx.TensorProto.UINT8
     try:

@@ -27,9 +27,14 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from hdm_deploy.core.errors import ExportError, HdmDeployError, InputImageError, PluginBuildError
+from hdm_deploy.graph import onnx_io as _graph
+from hdm_deploy.tensorrt.builder import profile_shapes, read_onnx_facts
 from hdm_deploy.tensorrt.flags import BuildConfigError, decide_flags, layer_matches, parse_version
 from hdm_deploy.tensorrt.plugins import LIB_NAME, find_plugin_library, model_needs_plugin
+from hdm_deploy.tensorrt.profiles import compute_profile
 
 _FLOAT_ELEM_TYPES = {1, 10}  # onnx.TensorProto.FLOAT, FLOAT16
 #: trtexec's spec separators: a layer name containing one cannot be given on the command line.
@@ -60,7 +65,6 @@ def island_layers(model, node_names: list[str]) -> tuple[list[str], list[str]]:
     ``node_names`` come from the policy report; inlined function bodies carry them with the
     inliner's ``__N`` suffix, matched as the builder matches layers (``flags.layer_matches``).
     """
-    import onnx
 
     try:
         inferred = onnx.shape_inference.infer_shapes(model, strict_mode=False)
@@ -105,9 +109,6 @@ def trtexec_plan(
     strongly_typed: bool | None = None,
 ) -> TrtexecPlan:
     """The trtexec arguments (and notes) for ``onnx_path`` on TensorRT ``trt_version``."""
-    from hdm_deploy.graph import onnx_io as _graph
-    from hdm_deploy.tensorrt.builder import profile_shapes, read_onnx_facts
-    from hdm_deploy.tensorrt.profiles import compute_profile
 
     facts = read_onnx_facts(onnx_path)
     try:

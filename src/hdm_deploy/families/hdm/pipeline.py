@@ -14,6 +14,8 @@ import torch
 
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.runner import Prediction, check_frames, pad_to_multiple, quantize
+from hdm_deploy.families.hdm.dcp.reference import region_masks
+from hdm_deploy.families.hdm.dcp.torch_masks import dcp_masks
 from hdm_deploy.families.hdm.family import MIN_SIDE, PAD_MULTIPLE
 from hdm_deploy.families.hdm.model import HDM, normalize
 
@@ -39,11 +41,8 @@ def compute_masks(
     ``torch`` is the batched implementation that runs on ``device`` (and is what the ONNX graph does).
     """
     if check_mask_impl(impl) == "reference":
-        from hdm_deploy.families.hdm.dcp.reference import region_masks
-
         masks = np.stack([region_masks(frame) for frame in padded])
         return torch.from_numpy(masks).to(device)
-    from hdm_deploy.families.hdm.dcp.torch_masks import dcp_masks
 
     images = torch.from_numpy(np.require(padded, requirements="CW")).to(device).permute(0, 3, 1, 2)
     return dcp_masks(images)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hdm_deploy.core.device import device_for
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.hdm.checkpoint import load_checkpoint
@@ -19,7 +20,6 @@ from hdm_deploy.families.hdm.sample import sample_checkpoint_path
 
 def pick_device(device: str | int | None = None) -> torch.device:
     """``None``/``auto``: CUDA when available, else the CPU; else ``cpu`` | ``cuda`` | ``cuda:N`` | ``N``."""
-    from hdm_deploy.core.device import device_for
 
     name = device_for("torch", device)  # HdmDeployError for anything else
     if name is None:

@@ -23,7 +23,13 @@ from hdm_deploy.core.errors import ExportError
 
 #: Largest frame (padded H·W) the DCP function handles by default (4K UHD); it sizes the function's
 #: constant TopK (TensorRT needs a constant K); larger frames are refused by the runners.
-from hdm_deploy.families.hdm.dcp import DCP_DOMAIN, DCP_DOMAIN_VERSION, DCP_FUNCTION
+from hdm_deploy.families.hdm.dcp import (
+    DCP_DOMAIN,
+    DCP_DOMAIN_VERSION,
+    DCP_FUNCTION,
+    onnx_function,
+    torch_masks,
+)
 from hdm_deploy.families.hdm.dcp.onnx_function import DEFAULT_MAX_PIXELS, INT_SUMS
 from hdm_deploy.graph import onnx_io as _graph
 
@@ -53,14 +59,6 @@ def _as_function_list(obj) -> list[onnx.FunctionProto]:
 
 def default_impl(max_pixels: int = DEFAULT_MAX_PIXELS, int_sums: str = "cumsum") -> DCPImpl:
     """``hdm_deploy.dcp.torch_masks.dcp_masks`` + ``hdm_deploy.dcp.onnx_function`` (both required)."""
-    try:
-        from hdm_deploy.families.hdm.dcp import onnx_function, torch_masks
-    except ImportError as exc:
-        raise ExportError(
-            f"the DCP mask implementation is not available ({exc})",
-            "install hdm-deploy completely (hdm_deploy.dcp.torch_masks and hdm_deploy.dcp.onnx_function)",
-        ) from exc
-
     if int_sums not in INT_SUMS:
         raise ExportError(f"unknown DCP sum method {int_sums!r}", f"use one of {', '.join(INT_SUMS)}")
     try:

@@ -11,11 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import cv2
 import numpy as np
+from PIL import Image, ImageDraw, ImageFont
 
 from hdm_deploy.core.errors import DCPError, InputImageError, missing_dependency
 from hdm_deploy.core.fs import atomic_path
+from hdm_deploy.families.base import resolve
 from hdm_deploy.families.hdm.dcp import reference
+from hdm_deploy.families.hdm.dcp.onnx_function import DEFAULT_MAX_PIXELS, dcp_masks_model
 
 Impl = Literal["reference", "torch", "onnx"]
 IMPLS: tuple[str, ...] = ("reference", "torch", "onnx")
@@ -56,16 +60,14 @@ def compute(rgb: np.ndarray, impl: str = "reference") -> RegionMasks:
     small = reference.downscale(rgb)  # validates the input too
     batch = np.ascontiguousarray(np.asarray(rgb).transpose(2, 0, 1)[None])
     if impl == "torch":
-        try:
-            from hdm_deploy.families.hdm.dcp import torch_masks
-        except ImportError as exc:  # torch is an optional extra
+        try:  # torch is an optional extra: resolved only here, like a family's torch hooks
+            dcp_masks = resolve("hdm_deploy.families.hdm.dcp.torch_masks:dcp_masks")
+        except ImportError as exc:
             raise missing_dependency("masks --impl torch", exc) from exc
 
-        masks = torch_masks.dcp_masks(batch).numpy()[0]
+        masks = dcp_masks(batch).numpy()[0]
     else:
         import onnxruntime as ort
-
-        from hdm_deploy.families.hdm.dcp.onnx_function import DEFAULT_MAX_PIXELS, dcp_masks_model
 
         max_pixels = max(DEFAULT_MAX_PIXELS, batch.shape[2] * batch.shape[3])
         session = ort.InferenceSession(
@@ -77,7 +79,6 @@ def compute(rgb: np.ndarray, impl: str = "reference") -> RegionMasks:
 
 
 def _font(size: int):
-    from PIL import ImageFont
 
     try:
         return ImageFont.load_default(size=size)
@@ -87,7 +88,6 @@ def _font(size: int):
 
 def overlay(result: RegionMasks, alpha: float = 0.6, min_width: int = 640) -> np.ndarray:
     """uint8 RGB picture: ÷4 image | tinted by region, with a legend below."""
-    from PIL import Image, ImageDraw
 
     small = result.small
     regions = result.regions
@@ -142,7 +142,6 @@ def check_picture_suffix(path: str | Path) -> Path:
 
 def write_picture(path: str | Path, picture: np.ndarray) -> Path:
     """Write an RGB picture atomically in the format its suffix names (PNG, JPEG, …)."""
-    import cv2
 
     path = check_picture_suffix(path)
     suffix = path.suffix.lower()
