@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hdm_deploy.core.errors import DCPError
+from hdm_deploy.families.hdm.dcp import DCPError
 from hdm_deploy.families.hdm.dcp import reference as ref
 
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")

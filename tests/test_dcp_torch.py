@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hdm_deploy.core.errors import DCPError
+from hdm_deploy.families.hdm.dcp import DCPError
 from hdm_deploy.families.hdm.dcp import reference as ref
 
 torch = pytest.importorskip("torch", reason="PyTorch (the [torch] extra) is not installed")

@@ -29,10 +29,6 @@ class InputImageError(HdmDeployError):
     """An input image/video cannot be read or is of a kind we refuse."""
 
 
-class DCPError(HdmDeployError):
-    """The dark-channel-prior mask computation got an input it cannot handle."""
-
-
 class ExportError(HdmDeployError):
     """ONNX export or graph rewriting failed."""
 

@@ -89,6 +89,17 @@ def write_golden(path: str | os.PathLike, bundle: GoldenBundle) -> Path:
     return Path(path)
 
 
+def _extras_of(data, i: int, names: list[str] | None) -> dict[str, np.ndarray]:
+    """Case ``i``'s extra outputs: those the manifest lists, or (bundles written before the manifest
+    listed them) every ``NAME_i`` array that is not one of the bundle's own."""
+    if names is None:
+        suffix = f"_{i}"
+        names = [
+            k[: -len(suffix)] for k in data.files if k.endswith(suffix) and k[: -len(suffix)] not in _RESERVED
+        ]
+    return {n: data[f"{n}_{i}"] for n in names if f"{n}_{i}" in data.files}
+
+
 def load_golden(path: str | os.PathLike) -> GoldenBundle:
     """Read a bundle written by :func:`write_golden` (no pickles, no torch)."""
     path = Path(path)
@@ -109,10 +120,7 @@ def load_golden(path: str | os.PathLike) -> GoldenBundle:
                         input=data[f"input_{i}"],
                         enhanced=data[f"enhanced_{i}"],
                         enhanced_float=data.get(f"enhanced_float_{i}"),
-                        # bundles before the family interface stored HDM's masks only
-                        extras={
-                            n: data[f"{n}_{i}"] for n in meta.get("extras", ["masks"]) if f"{n}_{i}" in data
-                        },
+                        extras=_extras_of(data, i, meta.get("extras")),
                     )
                 )
     except (OSError, ValueError, KeyError) as exc:

@@ -113,7 +113,8 @@ def model_facts(
             return default
 
     return ModelFacts(
-        family=meta.get(META_FAMILY) or ("hdm" if str(meta.get("model", "")).upper() == "HDM" else None),
+        # files written before the ``family`` key name their family's model (``model``) only
+        family=meta.get(META_FAMILY) or (str(meta.get("model", "")).lower() or None),
         io=io_kind(meta, input_type),
         flavour=meta.get(META_FLAVOUR),
         precision=meta.get(META_PRECISION, "fp32"),

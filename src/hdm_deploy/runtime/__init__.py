@@ -40,16 +40,6 @@ BACKEND_OPTIONS: dict[str, frozenset[str]] = {
     "onnx": frozenset({"device", "threads", "optimization", "providers"}),
     "engine": frozenset({"device", "plugin_lib"}),
 }
-#: What each option is called on the command line (for the refusal message).
-_FLAGS = {
-    "masks": "--masks",
-    "trust_checkpoint": "--trust-checkpoint",
-    "arch": "--arch",
-    "threads": "--threads",
-    "optimization": "--optimization",
-    "providers": "--providers",
-    "plugin_lib": "--plugin-lib",
-}
 _KIND_NAMES = {"torch": "a PyTorch checkpoint", "onnx": "an ONNX model", "engine": "a TensorRT engine"}
 
 
@@ -58,7 +48,7 @@ def check_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     given = {k: v for k, v in options.items() if v is not None and v is not False}
     unusable = sorted(set(given) - BACKEND_OPTIONS[kind])
     if unusable:
-        flags = ", ".join(_FLAGS.get(k, k) for k in unusable)
+        flags = ", ".join("--" + k.replace("_", "-") for k in unusable)
         users = [n for n, opts in BACKEND_OPTIONS.items() if set(unusable) <= opts]
         raise HdmDeployError(
             f"{flags} cannot apply to {_KIND_NAMES[kind]}",

@@ -155,7 +155,7 @@ def render_table(results: Sequence[BenchResult], title: str | None = None):
         ("model", "left"),
         ("backend", "left"),
         ("device", "left"),
-        ("masks", "left"),
+        ("options", "left"),
         ("median ms", "right"),
         ("p90 ms", "right"),
         ("frames/s", "right"),
@@ -163,13 +163,13 @@ def render_table(results: Sequence[BenchResult], title: str | None = None):
     ):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for r in results:
-        masks = r.info.get("masks") or ("in graph" if r.backend != "torch" else "?")
+        options = ", ".join(f"{k}={v}" for k, v in sorted((r.info.get("options") or {}).items())) or "-"
         ratio = f"{first.median_ms / r.median_ms:.2f}×" if first else ""
         table.add_row(
             Path(r.model).name,
             r.backend,
             r.device,
-            str(masks),
+            options,
             f"{r.median_ms:.1f}",
             f"{r.p90_ms:.1f}",
             f"{r.fps:.2f}",

@@ -91,7 +91,7 @@ def read_image(path: str | Path) -> LoadedImage:
         return _from_16bit(path, raw)
     if raw is not None and raw.dtype not in (np.uint8, np.uint16):
         raise InputImageError(
-            f"{path}: {raw.dtype} pixels are not supported (HDM is an 8-bit model)",
+            f"{path}: {raw.dtype} pixels are not supported (the models take 8-bit RGB)",
             "convert the image to 8- or 16-bit integer PNG/TIFF",
         )
     try:

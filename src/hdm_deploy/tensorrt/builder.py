@@ -320,7 +320,7 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
         log(f"plugin library: {plugin_path}")
     if facts.has_functions and parse_version(trt.__version__)[0] < 9:
         raise ExportError(
-            "TensorRT 8.x cannot import ONNX local functions (the DCP masks)",
+            "TensorRT 8.x cannot import ONNX local functions",
             "re-export with `hdm-deploy export --inline-functions` (see docs/jetson.md, JetPack 5.1)",
         )
 

@@ -76,9 +76,9 @@ def decide_flags(
         fp16 = True  # the graph's types are FP16 already; the engine is what the graph says
     if fp16 and graph_precision != "fp16":
         raise BuildConfigError(
-            "--fp16 needs a graph exported with the FP16 precision policy (FP32 islands for the DCP masks "
-            "and DeformConv sampling); this model's precision is " + repr(graph_precision),
-            "re-export with `hdm-deploy export --precision fp16` (builder-side FP16 would put the DCP masks in FP16)",
+            "--fp16 needs a graph exported with the FP16 precision policy (FP32 islands for the family's "
+            "FP32 functions and DeformConv sampling); this model's precision is " + repr(graph_precision),
+            "re-export with `hdm-deploy export --precision fp16` (builder-side FP16 would put the islands in FP16)",
         )
     if strongly_typed is None:
         strongly_typed = has_strong
@@ -99,7 +99,7 @@ def decide_flags(
     if strongly_typed and not always_strong:
         network.append("STRONGLY_TYPED")
     set_flags: list[str] = []
-    notes: list[str] = ["TF32 cleared: FP32 layers (DCP masks, islands) compute in true FP32"]
+    notes: list[str] = ["TF32 cleared: FP32 layers (the islands) compute in true FP32"]
     pin = False
     if fp16 and not strongly_typed:
         set_flags += ["FP16", "OBEY_PRECISION_CONSTRAINTS"]

@@ -121,7 +121,7 @@ def trtexec_plan(
     v = parse_version(trt_version)
     if facts.has_functions and v[0] < 9:
         raise ExportError(
-            "TensorRT 8.x cannot import ONNX local functions (the DCP masks)",
+            "TensorRT 8.x cannot import ONNX local functions",
             "re-export with `hdm-deploy export --inline-functions` (see docs/jetson.md, JetPack 5.1)",
         )
     out = Path(engine) if engine else facts.path.with_suffix(".engine")

@@ -71,6 +71,7 @@ class TorchRunner(Runner):
             **super().describe(),
             "device": str(self.device),
             "masks": self.masks,
+            "options": {"masks": self.masks},
             "precision": "fp32",
             "network": f"HDM(width={cfg.width}, groups={cfg.groups}, blocks={cfg.blocks})",
             "torch": torch.__version__,

@@ -71,7 +71,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from hdm_deploy.core.errors import DCPError
+from hdm_deploy.families.hdm.dcp import DCPError
 from hdm_deploy.families.hdm.family import MIN_SIDE  # the quarter image must not be empty
 
 #: Guided-filter box and eps of the atmospheric-light step (the published ``get_dc_A(I, 111, 0.001, ...)``).

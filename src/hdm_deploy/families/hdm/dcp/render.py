@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from hdm_deploy.core.errors import DCPError, InputImageError, missing_dependency
+from hdm_deploy.core.errors import InputImageError, missing_dependency
 from hdm_deploy.core.fs import atomic_path
 from hdm_deploy.families.base import resolve
-from hdm_deploy.families.hdm.dcp import reference
+from hdm_deploy.families.hdm.dcp import DCPError, reference
 from hdm_deploy.families.hdm.dcp.onnx_function import DEFAULT_MAX_PIXELS, dcp_masks_model
 
 Impl = Literal["reference", "torch", "onnx"]

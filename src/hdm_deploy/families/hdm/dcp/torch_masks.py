@@ -50,8 +50,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from hdm_deploy.core.errors import DCPError
-from hdm_deploy.families.hdm.dcp import lanczos
+from hdm_deploy.families.hdm.dcp import DCPError, lanczos
 from hdm_deploy.families.hdm.dcp.reference import (
     BINS,
     CENTER,
