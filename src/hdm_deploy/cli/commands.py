@@ -8,6 +8,9 @@ shows the traceback. Heavy imports (torch, onnxruntime, tensorrt) happen inside 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Annotated
@@ -17,7 +20,29 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from hdm_deploy import __version__
-from hdm_deploy.core.errors import HdmDeployError, HdmDeployWarning, InputImageError, ModelFormatError
+from hdm_deploy.cli.options import (
+    DEFAULT_MAX_MEGAPIXELS,
+    EXIT_SKIPPED,
+    MasksOption,
+    mask_impl,
+    model_kind_of,
+    percent,
+    refuse_inapplicable,
+)
+from hdm_deploy.core.errors import (
+    EnvironmentProblem,
+    HdmDeployError,
+    HdmDeployWarning,
+    InputImageError,
+    ModelFormatError,
+    OutputPathError,
+    environment_problem,
+)
+
+# OpenCV/FFmpeg print their own log lines ("moov atom not found"); our errors say it in one line.
+# Must be set before cv2 is first imported (runtime modules import it lazily from the commands).
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
 console = Console(stderr=True)
 _python_showwarning = warnings.showwarning
@@ -25,29 +50,61 @@ out = Console()
 _state = {"debug": False}
 
 
-class _OneLineErrors(TyperGroup):
-    """Render our typed errors as one line (exit code from the error) unless ``--debug`` is on.
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that atomic writes discard their temp files."""
 
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _one_line(exc: BaseException) -> HdmDeployError | None:
+    """The typed one-line error for ``exc``: ours as is; OSError/MemoryError/allocator errors as exit 3."""
+    if isinstance(exc, HdmDeployError):
+        return exc
+    return environment_problem(exc)
+
+
+class _OneLineErrors(TyperGroup):
+    """Render errors as one line with the exit code of their meaning, unless ``--debug`` is on.
+
+    0 ok, 1 a check failed, 2 bad usage/input/model, 3 environment (OSError, MemoryError, allocator
+    failures, missing CUDA/TensorRT/compiler), 4 done with inputs skipped, 130 Ctrl-C, 143 SIGTERM.
     Done at the click level so it holds wherever the app runs: console script, ``python -m``, tests.
     """
 
+    def parse_args(self, ctx, args):
+        # `--debug` is global but also accepted after the subcommand (`infer x.jpg --debug`).
+        args = list(args)
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args = ["--debug"] + [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: typer.Context):
+        previous = None
+        with contextlib.suppress(ValueError):  # not the main thread (an embedding app): leave signals alone
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
         try:
             return super().invoke(ctx)
-        except HdmDeployError as exc:
+        except (KeyboardInterrupt, _Terminated) as exc:
+            # Artifacts are written atomically: their temp files were removed on the way up.
             if _state["debug"]:
+                raise
+            sigterm = isinstance(exc, _Terminated)
+            console.print(f"[yellow]{'terminated' if sigterm else 'interrupted'}[/]")
+            raise typer.Exit(143 if sigterm else 130) from None
+        except (HdmDeployError, OSError, MemoryError, RuntimeError) as exc:
+            error = _one_line(exc)
+            if error is None or _state["debug"]:
                 raise
             from rich.markup import escape  # messages hold [brackets]: hdm-deploy[torch], shapes
 
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            # typer (0.29, vendored click) would turn Ctrl-C into a silent exit 130; say so. Artifacts
-            # are written atomically, so nothing half-written is left behind.
-            if _state["debug"]:
-                raise
-            console.print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
+            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
 
 
 app = typer.Typer(
@@ -115,9 +172,11 @@ def _progress_bar(description: str):
 def infer_cmd(
     source: Annotated[Path, typer.Argument(help="Image, folder of images, or video (.mp4/.avi/…).")],
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "-o", "--output", help="Output file or folder (default: NAME_enhanced.EXT beside the input)."
+            "-o",
+            "--output",
+            help="Output file, or folder when it ends in / or exists (default: NAME_enhanced.EXT beside the input).",
         ),
     ] = None,
     model: Annotated[
@@ -128,13 +187,7 @@ def infer_cmd(
             help="Checkpoint (.pk/.pt/.pth, PyTorch), .onnx (ONNX Runtime) or .engine (TensorRT).",
         ),
     ] = None,
-    masks: Annotated[
-        str,
-        typer.Option(
-            "--masks",
-            help="PyTorch models only: reference (published numpy/OpenCV DCP) or torch (batched, on device).",
-        ),
-    ] = "reference",
+    masks: MasksOption = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
@@ -144,27 +197,36 @@ def infer_cmd(
         Path | None, typer.Option("--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so to load.")
     ] = None,
     trust_checkpoint: Annotated[
-        bool, typer.Option("--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.")
+        bool,
+        typer.Option(
+            "--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.", metavar=""
+        ),
     ] = False,
+    max_pixels: Annotated[
+        float,
+        typer.Option(
+            "--max-pixels",
+            min=0.0001,
+            help="Largest input in megapixels, checked from the file header before decoding.",
+        ),
+    ] = DEFAULT_MAX_MEGAPIXELS,
 ) -> None:
     """Enhance an image, a folder or a video with a PyTorch, ONNX or TensorRT model (default: the bundled sample)."""
     from hdm_deploy.runtime import load_runner
-    from hdm_deploy.runtime.infer import enhance_path
+    from hdm_deploy.runtime.infer import enhance_path, plan_outputs
 
-    _mask_impl(masks)
+    # Everything that can be wrong with the arguments is checked before the model loads.
     _existing(source, "input", "give an image, a folder of images or a video")
     if model is not None:
         _existing_model(model)
-    if output is None:
-        if source.is_dir():
-            folder = source.resolve()  # `infer .` / `infer ..` have no usable name until resolved
-            if not folder.name:
-                raise InputImageError(
-                    f"cannot name an output folder beside {folder}", "pass the output folder with -o"
-                )
-            output = folder.with_name(f"{folder.name}_enhanced")
-        else:
-            output = source.with_name(f"{source.stem}_enhanced{source.suffix}")
+    kind = model_kind_of(model)
+    refuse_inapplicable(kind, masks=masks, plugin_lib=plugin_lib, trust_checkpoint=trust_checkpoint)
+    masks = mask_impl(masks)
+    plan = plan_outputs(source, output)
+    from hdm_deploy.core.fs import refuse_overwrite
+
+    refuse_overwrite([model], [dst for _, dst in plan.targets])
+    limit = int(max_pixels * 1e6)
     with load_runner(
         model, masks=masks, device=device, trust_checkpoint=trust_checkpoint or None, plugin_lib=plugin_lib
     ) as runner:
@@ -176,15 +238,15 @@ def infer_cmd(
         )
         bar, tick = _progress_bar(f"enhancing {source.name}")
         with bar:
-            summary = enhance_path(runner, source, output, batch=batch, progress=tick)
+            summary = enhance_path(runner, source, plan, batch=batch, progress=tick, max_pixels=limit)
     for path, reason in summary.skipped:
         console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
-    where = summary.outputs[0] if len(summary.outputs) == 1 else output
-    out.print(
-        f"[bold green]wrote[/] {where} ({summary.frames} frame{'s' * (summary.frames != 1)})", highlight=False
-    )
-    if summary.skipped and not summary.outputs:
-        raise typer.Exit(1)
+    if not summary.outputs:
+        raise InputImageError(f"nothing written: {summary.counts()}", "see the skipped files above")
+    where = summary.outputs[0] if len(summary.outputs) == 1 else plan.output
+    out.print(f"[bold green]wrote[/] {where} ({summary.counts()})", highlight=False)
+    if summary.skipped:
+        raise typer.Exit(EXIT_SKIPPED)
 
 
 # ---- ONNX: export, convert, parity, bench (export/, runtime/parity.py, runtime/bench.py) ----------
@@ -244,10 +306,18 @@ def export_cmd(
         raise missing_dependency("export", exc) from exc
 
     max_w, max_h = parse_size(max_size)
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
+    from hdm_deploy.graph.golden import golden_path_for
+
+    if checkpoint is not None:
+        _existing_model(checkpoint, "checkpoint")
+    _onnx_output(output)
+    refuse_overwrite([checkpoint], [output, golden_path_for(output) if golden else None])
+    probe_writable(output.parent)
 
     try:
         result = export_onnx(
-            _existing_model(checkpoint, "checkpoint") if checkpoint else None,
+            checkpoint,
             output,
             io=io,
             deform=deform,
@@ -303,6 +373,11 @@ def convert_cmd(
         model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
     )
     dst = output or src.with_name(f"{src.stem}.{deform}{'.inlined' if inline_functions else ''}.onnx")
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
+
+    _onnx_output(dst)
+    refuse_overwrite([src], [dst])
+    probe_writable(dst.parent)
     before = detect_flavour(src)
     convert_file(src, dst, deform, inline=inline_functions)
     out.print(
@@ -328,16 +403,15 @@ def parity_cmd(
         float | None, typer.Option("--max-abs", help="Maximum |Δ| of the float outputs.")
     ] = None,
     identical_min: Annotated[
-        float | None, typer.Option("--identical-min", help="Minimum % of identical uint8 pixels.")
+        float | None, typer.Option("--identical-min", help="Minimum % of identical uint8 pixels (0..100).")
     ] = None,
-    mask_min: Annotated[float | None, typer.Option("--mask-min", help="Minimum % of mask agreement.")] = None,
+    mask_min: Annotated[
+        float | None, typer.Option("--mask-min", help="Minimum % of mask agreement (0..100).")
+    ] = None,
     max_abs_u8: Annotated[
         int | None, typer.Option("--max-abs-u8", help="Maximum |Δ| of uint8 outputs (levels).")
     ] = None,
-    masks: Annotated[
-        str,
-        typer.Option("--masks", help="Masks of a checkpoint reference: torch (as in the graph) | reference."),
-    ] = "torch",
+    masks: MasksOption = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
@@ -349,10 +423,10 @@ def parity_cmd(
     ] = None,
 ) -> None:
     """Compare a model with PyTorch (checkpoint) or a golden bundle; non-zero exit on failure."""
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
     from hdm_deploy.runtime import parity
     from hdm_deploy.runtime.parity import default_golden_for
 
-    _mask_impl(masks)
     _existing_model(model)
     ref = reference or default_golden_for(model)
     _existing(
@@ -361,6 +435,33 @@ def parity_cmd(
         "pass --reference GOLDEN.npz, a checkpoint or a model (export writes NAME.golden.npz beside NAME.onnx)",
         ModelFormatError,
     )
+    golden_ref = ref.suffix.lower() == ".npz"
+    if golden_ref and masks is not None:
+        raise HdmDeployError(
+            "--masks does not apply to a golden bundle (its masks were computed at export)",
+            "drop --masks, or pass a checkpoint with --reference",
+        )
+    if not golden_ref:
+        refuse_inapplicable(model_kind_of(ref), masks=masks)
+    masks = mask_impl(masks)
+    percent(identical_min, "--identical-min")
+    percent(mask_min, "--mask-min")
+    inputs = [model, ref, images]
+    if images is not None and images.is_dir():
+        from hdm_deploy.runtime.image_io import list_images
+
+        inputs += list_images(images)
+    refuse_overwrite(inputs, [json_path, junit_path])
+    if heatmap is not None:
+        if heatmap.exists() and not heatmap.is_dir():
+            raise OutputPathError(
+                f"--heatmap {heatmap} is a file, not a folder", "give a folder for the heatmaps"
+            )
+        refuse_overwrite(inputs, [p for p in heatmap.glob("*_absdiff.png")] if heatmap.is_dir() else [])
+        probe_writable(heatmap)
+    for report_path in (json_path, junit_path):
+        if report_path is not None:
+            probe_writable(report_path.parent)
     thresholds = {
         "psnr_min": psnr_min,
         "max_abs": max_abs,
@@ -382,6 +483,8 @@ def parity_cmd(
             progress=lambda name: status.update(f"parity {model.name} vs {ref.name}: {name} done"),
         )
     out.print(parity.render_table(report))
+    if not golden_ref:
+        console.print(f"[dim]reference masks: {masks}[/]", highlight=False)
     if json_path:
         parity.write_json(report, json_path)
     if junit_path:
@@ -401,9 +504,7 @@ def bench_cmd(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Frames per call.")] = 1,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls first.")] = 3,
     iters: Annotated[int, typer.Option("--iters", min=1, help="Timed calls.")] = 10,
-    masks: Annotated[
-        str, typer.Option("--masks", help="DCP masks of checkpoints: torch | reference.")
-    ] = "torch",
+    masks: MasksOption = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
@@ -414,9 +515,16 @@ def bench_cmd(
     from hdm_deploy.runtime import bench
 
     wh = bench.parse_size(size)
-    _mask_impl(masks)
     for m in models:
         _existing_model(m)
+    if masks is not None and "torch" not in {model_kind_of(m) for m in models}:
+        refuse_inapplicable(model_kind_of(models[0]), masks=masks)
+    masks = mask_impl(masks)
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
+
+    refuse_overwrite(models, [json_path])
+    if json_path is not None:
+        probe_writable(json_path.parent)
     total = len(models) * (warmup + iters)
     from rich.progress import Progress
 
@@ -432,6 +540,8 @@ def bench_cmd(
             progress=lambda _i: progress.advance(task),
         )
     out.print(bench.render_table(results))
+    if any(model_kind_of(m) == "torch" for m in models):
+        console.print(f"[dim]checkpoints ran with --masks {masks}[/]", highlight=False)
     if json_path:
         bench.write_json(results, json_path)
 
@@ -454,11 +564,21 @@ def masks_cmd(
     impl: Annotated[str, typer.Option("--impl", help="reference | torch | onnx")] = "reference",
 ) -> None:
     """The 5 DCP region masks of an image (as the published code computes them), drawn as an overlay."""
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
     from hdm_deploy.families.hdm.dcp import render
     from hdm_deploy.runtime.image_io import read_image
 
     picture_path = render.check_picture_suffix(output)  # before minutes of work
-    result = render.compute(read_image(_existing(image, "image", "give an image file")).rgb8, impl)
+    _existing(image, "image", "give an image file")
+    if save_npy is not None and save_npy.suffix.lower() != ".npy":
+        raise OutputPathError(f"--save-npy {save_npy} must end in .npy", "e.g. --save-npy masks.npy")
+    refuse_overwrite([image], [picture_path, save_npy])
+    if save_npy is not None and same_path(picture_path, save_npy):
+        raise OutputPathError("-o and --save-npy name the same file", "give two different files")
+    for target in (picture_path, save_npy):
+        if target is not None:
+            probe_writable(target.parent)
+    result = render.compute(read_image(image).rgb8, impl)
     render.write_picture(picture_path, render.overlay(result))
     if save_npy is not None:
         render.write_npy(save_npy, result.masks)
@@ -495,6 +615,12 @@ def build_plugin_cmd(
     """Build the HdmDeformConv CUDA kernels and TensorRT plugin library with CMake."""
     from hdm_deploy.plugins import build_plugin
 
+    if tensorrt_root is not None and not (tensorrt_root / "include" / "NvInfer.h").is_file():
+        found = "does not exist" if not tensorrt_root.exists() else "has no include/NvInfer.h"
+        raise EnvironmentProblem(
+            f"--tensorrt-root {tensorrt_root} {found}",
+            "pass the TensorRT root that holds include/NvInfer.h (e.g. /usr or /usr/local/tensorrt)",
+        )
     with console.status("building libhdm_deploy_plugins.so (CMake + nvcc)..."):
         result = build_plugin(
             build_dir,
@@ -508,6 +634,11 @@ def build_plugin_cmd(
         if result.tensorrt_version
         else "[yellow]no TensorRT headers found: kernels only, no plugin registered[/] (pass --tensorrt-root)"
     )
+    if tensorrt_root is not None and not result.tensorrt_version:
+        raise EnvironmentProblem(
+            f"the TensorRT plugin was not built although --tensorrt-root {tensorrt_root} was given",
+            "re-run with --verbose to see why CMake did not find TensorRT",
+        )
     console.print(f"CUDA {result.cuda_version}, sm_{', sm_'.join(result.cuda_archs)}; {trt}")
     out.print(f"[bold green]plugin library:[/] {result.library}", highlight=False)
 
@@ -631,14 +762,20 @@ def _existing_model(path: Path, what: str = "model", hint: str | None = None) ->
     )
 
 
-MASK_IMPLS = ("reference", "torch")
+def _onnx_output(path: Path) -> Path:
+    """An ONNX output path must end in .onnx (``export -o e.xyz`` would write a file nothing loads)."""
+    if path.suffix.lower() != ".onnx":
+        raise OutputPathError(f"output {path} must end in .onnx", f"e.g. -o {path.with_suffix('.onnx').name}")
+    if path.is_dir():
+        raise OutputPathError(f"output {path} is a folder", "name the .onnx file to write")
+    return path
 
 
-def _mask_impl(masks: str) -> str:
-    """``--masks`` of PyTorch models, checked here so that a typo is one line, not a traceback."""
-    if masks not in MASK_IMPLS:
-        raise HdmDeployError(f"unknown --masks {masks!r}", f"use --masks {' or --masks '.join(MASK_IMPLS)}")
-    return masks
+def same_path(a: Path, b: Path) -> bool:
+    """Same file, existing or not (new outputs compare by absolute path)."""
+    from hdm_deploy.core.fs import same_file
+
+    return same_file(a, b) or a.absolute() == b.absolute()
 
 
 if __name__ == "__main__":

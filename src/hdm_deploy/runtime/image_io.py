@@ -8,6 +8,8 @@ applied on read so phone photos are upright.
 
 from __future__ import annotations
 
+import contextlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +17,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.core.errors import InputImageError, first_line
 from hdm_deploy.core.fs import atomic_path
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
@@ -79,11 +81,67 @@ def _from_16bit(path: Path, arr: np.ndarray) -> LoadedImage:
     )
 
 
-def read_image(path: str | Path) -> LoadedImage:
-    """Read any common image as uint8 RGB, remembering layout, bit depth and alpha for the output."""
+#: Default ``--max-pixels``: 100 MP (a 12 MP phone photo, 8K video frames, 50 MP camera RAW exports pass).
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+@contextlib.contextmanager
+def _no_bomb_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def check_image_header(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """Size (W, H) from the file header only — no pixel decoded — checked against ``max_pixels``.
+
+    Also refuses empty files and animated images (every frame or none: HDM enhances single
+    images; a GIF/APNG/WebP animation would lose all frames but the first).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputImageError(f"{path}: cannot read ({exc.strerror})") from None
+    if size == 0:
+        raise InputImageError(f"{path}: empty file (0 bytes)", "the file was not written completely")
+    try:
+        with _no_bomb_warning(), Image.open(path) as im:  # lazy: reads the header only
+            w, h = im.size
+            frames = getattr(im, "n_frames", 1)
+    except Image.DecompressionBombError as exc:
+        raise InputImageError(
+            f"{path}: image too large ({first_line(exc)})",
+            "downscale it, or raise --max-pixels (up to Pillow's limit)",
+        ) from None
+    except UnidentifiedImageError:
+        raise InputImageError(
+            f"{path}: not a readable image ({size} bytes of unknown content)",
+            f"use one of {', '.join(IMAGE_SUFFIXES)}",
+        ) from None
+    except OSError as exc:
+        raise InputImageError(f"{path}: cannot read image ({first_line(exc)})") from None
+    if max_pixels and w * h > max_pixels:
+        raise InputImageError(
+            f"{path}: image {w}×{h} ({w * h / 1e6:.0f} MP) is larger than --max-pixels {max_pixels / 1e6:g} MP",
+            "downscale it, or raise --max-pixels if the machine has the memory",
+        )
+    if frames > 1:
+        raise InputImageError(
+            f"{path}: animated image with {frames} frames; only still images are enhanced",
+            "split it into frames (e.g. ffmpeg -i in.gif f%03d.png) or convert it to a video",
+        )
+    return w, h
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read any common image as uint8 RGB, remembering layout, bit depth and alpha for the output.
+
+    The header is checked first (:func:`check_image_header`): size limit, empty and animated files.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputImageError(f"image not found: {path}")
+    check_image_header(path, max_pixels)
     # OpenCV only for formats that can hold 16-bit (or float) samples, which Pillow would truncate;
     # every other file is decoded once, by Pillow.
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.suffix.lower() in DEEP_SUFFIXES else None
@@ -95,7 +153,7 @@ def read_image(path: str | Path) -> LoadedImage:
             "convert the image to 8- or 16-bit integer PNG/TIFF",
         )
     try:
-        with Image.open(path) as im:
+        with _no_bomb_warning(), Image.open(path) as im:  # the size was checked against --max-pixels
             im = ImageOps.exif_transpose(im)
             mode = im.mode
             if mode not in _MODE_LAYOUT:
