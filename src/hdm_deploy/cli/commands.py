@@ -29,6 +29,7 @@ from hdm_deploy.cli.options import (
     percent,
     refuse_inapplicable,
 )
+from hdm_deploy.cli.render import print_table
 from hdm_deploy.core.errors import (
     EnvironmentProblem,
     HdmDeployError,
@@ -65,6 +66,17 @@ def _one_line(exc: BaseException) -> HdmDeployError | None:
     return environment_problem(exc)
 
 
+def _interrupted(exc: BaseException) -> bool:
+    """True when a KeyboardInterrupt lies in ``exc``'s cause/context chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class _OneLineErrors(TyperGroup):
     """Render errors as one line with the exit code of their meaning, unless ``--debug`` is on.
 
@@ -82,9 +94,13 @@ class _OneLineErrors(TyperGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context):
-        previous = None
+        previous = previous_int = None
         with contextlib.suppress(ValueError):  # not the main thread (an embedding app): leave signals alone
             previous = signal.signal(signal.SIGTERM, _on_sigterm)
+            # A shell starts background jobs (`hdm-deploy parity … &`) with SIGINT ignored, so `kill -INT`
+            # did nothing and parity ran to the end with exit 0. Every command here is interruptible.
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return super().invoke(ctx)
         except (KeyboardInterrupt, _Terminated) as exc:
@@ -95,6 +111,9 @@ class _OneLineErrors(TyperGroup):
             console.print(f"[yellow]{'terminated' if sigterm else 'interrupted'}[/]")
             raise typer.Exit(143 if sigterm else 130) from None
         except (HdmDeployError, OSError, MemoryError, RuntimeError) as exc:
+            if _interrupted(exc) and not _state["debug"]:  # Ctrl-C mid-import surfaces as ImportError
+                console.print("[yellow]interrupted[/]")
+                raise typer.Exit(130) from None
             error = _one_line(exc)
             if error is None or _state["debug"]:
                 raise
@@ -105,6 +124,8 @@ class _OneLineErrors(TyperGroup):
         finally:
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
 
 
 app = typer.Typer(
@@ -337,12 +358,12 @@ def export_cmd(
         if report is not None:
             from hdm_deploy.runtime.parity import render_table
 
-            out.print(render_table(report))
+            print_table(out, render_table(report))
         raise
     if result.verification is not None:
         from hdm_deploy.runtime.parity import render_table
 
-        out.print(render_table(result.verification))
+        print_table(out, render_table(result.verification))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     golden_note = f" + {result.golden_path}" if result.golden_path else ""
@@ -482,7 +503,7 @@ def parity_cmd(
             runner_options={"device": device},
             progress=lambda name: status.update(f"parity {model.name} vs {ref.name}: {name} done"),
         )
-    out.print(parity.render_table(report))
+    print_table(out, parity.render_table(report))
     if not golden_ref:
         console.print(f"[dim]reference masks: {masks}[/]", highlight=False)
     if json_path:
@@ -539,7 +560,7 @@ def bench_cmd(
             runner_options={"masks": masks, "device": device},
             progress=lambda _i: progress.advance(task),
         )
-    out.print(bench.render_table(results))
+    print_table(out, bench.render_table(results))
     if any(model_kind_of(m) == "torch" for m in models):
         console.print(f"[dim]checkpoints ran with --masks {masks}[/]", highlight=False)
     if json_path:
@@ -716,14 +737,20 @@ def doctor_cmd(
             help="TensorRT version(s) to check: 8.5, 8.6, 10.3, 10.13, 11 (default: found, else all).",
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every problem with its node and fix.", metavar="")
+    ] = False,
 ) -> None:
-    """Versions found, the Jetson guide that applies here, and a TensorRT import check of a graph."""
+    """Versions found, the Jetson guide, and a per-version TensorRT import verdict of a graph.
+
+    Exit 1 when the graph fails on any checked version (--trt, else the TensorRT found, else all known)."""
     from hdm_deploy.cli.tensorrt_report import run_doctor
 
     ok = run_doctor(
         _existing(model, "ONNX model", "give the path of an .onnx file", ModelFormatError) if model else None,
         trt or [],
         out=out,
+        verbose=verbose,
     )
     if not ok:
         raise typer.Exit(1)
