@@ -92,8 +92,9 @@ def _no_bomb_warning():
         yield
 
 
-def check_image_header(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """Size (W, H) from the file header only — no pixel decoded — checked against ``max_pixels``.
+def check_image_header(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
+    """Size (W, H) from the file header only — no pixel decoded — checked against ``max_pixels``
+    (None for the few 16-bit/float files only OpenCV can parse).
 
     Also refuses empty files and animated images (every frame or none: HDM enhances single
     images; a GIF/APNG/WebP animation would lose all frames but the first).
@@ -114,6 +115,8 @@ def check_image_header(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) 
             "downscale it, or raise --max-pixels (up to Pillow's limit)",
         ) from None
     except UnidentifiedImageError:
+        if path.suffix.lower() in DEEP_SUFFIXES:
+            return None  # float TIFF/PNG variants Pillow cannot parse: OpenCV decides (and refuses floats)
         raise InputImageError(
             f"{path}: not a readable image ({size} bytes of unknown content)",
             f"use one of {', '.join(IMAGE_SUFFIXES)}",
