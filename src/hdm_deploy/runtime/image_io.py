@@ -231,9 +231,12 @@ def write_image(path: str | Path, data: np.ndarray, quality: int = 95) -> Path:
         code = cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR
         bgr = cv2.cvtColor(np.ascontiguousarray(data), code)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(suffix, bgr, params)
+    if not ok:
+        raise InputImageError(f"OpenCV could not encode {path}")
+    # Written by Python, not OpenCV: a full disk or a read-only folder is a real OSError (exit 3).
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), bgr, params):
-            raise InputImageError(f"OpenCV could not write {path}")
+        tmp.write_bytes(encoded.tobytes())
     return path
 
 
