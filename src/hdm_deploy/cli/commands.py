@@ -248,6 +248,14 @@ def infer_cmd(
 
     refuse_overwrite([model], [dst for _, dst in plan.targets])
     limit = int(max_pixels * 1e6)
+    if plan.kind == "image":  # a single input is checked from its header before the model loads
+        from hdm_deploy.runtime.image_io import check_image_header
+
+        check_image_header(source, limit)
+    elif plan.kind == "video":
+        from hdm_deploy.runtime.video_io import open_video
+
+        open_video(source, limit)[0].release()
     with load_runner(
         model, masks=masks, device=device, trust_checkpoint=trust_checkpoint or None, plugin_lib=plugin_lib
     ) as runner:
@@ -305,9 +313,11 @@ def export_cmd(
     max_size: Annotated[
         str,
         typer.Option(
-            "--max-size", help="Largest frame WxH the in-graph DCP supports (sizes its constant TopK)."
+            "--max-size",
+            help="Largest frame WxH the in-graph DCP supports (sizes its constant TopK; 8K and 12 MP photos "
+            "fit the default; see benchmarks/dcp_topk.py for what a larger K costs).",
         ),
-    ] = "3840x2160",
+    ] = "7680x4320",
     dcp_sums: Annotated[
         str | None,
         typer.Option(

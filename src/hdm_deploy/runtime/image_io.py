@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from hdm_deploy.core.errors import InputImageError, first_line
 from hdm_deploy.core.fs import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".gif")
 #: Suffixes whose formats can hold more than 8 bits per sample (read with OpenCV first).
 DEEP_SUFFIXES = (".png", ".tif", ".tiff", ".ppm", ".pgm", ".pnm")
 #: Pillow modes we convert and how the output is written back.
