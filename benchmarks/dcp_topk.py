@@ -48,7 +48,7 @@ def main() -> None:
         rgb = np.asarray(Image.open(PHOTO).convert("RGB").resize((w, h), Image.BICUBIC))
         batch = np.ascontiguousarray(rgb.transpose(2, 0, 1)[None])
         times = {key: [] for key in sessions}
-        for key, s in sessions.items():  # warm-up
+        for s in sessions.values():  # warm-up
             s.run(None, {"images": batch})
         for _ in range(args.iters):  # interleaved so background load hits every K alike
             for key, s in sessions.items():

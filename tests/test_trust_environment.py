@@ -38,7 +38,9 @@ def tiny_ckpt(tmp_path_factory):
     from hdm_deploy.families.hdm.model import HDM, HDMConfig
 
     torch.manual_seed(0)
-    return save_checkpoint(HDM(HDMConfig(width=8, groups=1, blocks=1)), tmp_path_factory.mktemp("m") / "tiny.pk")
+    return save_checkpoint(
+        HDM(HDMConfig(width=8, groups=1, blocks=1)), tmp_path_factory.mktemp("m") / "tiny.pk"
+    )
 
 
 def _photo(path: Path, h: int = 24, w: int = 32, seed: int = 0) -> Path:
@@ -70,7 +72,9 @@ def mount(tmp_path):
     def make(options: str) -> Path:
         where = tmp_path / f"mnt{len(mounted)}"
         where.mkdir()
-        res = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True)
+        res = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True
+        )
         if res.returncode:
             pytest.skip(f"cannot mount a tmpfs here: {res.stderr.decode().strip()}")
         mounted.append(where)
@@ -113,7 +117,11 @@ def test_every_error_class_carries_its_exit_code():
         (PermissionError(errno.EPERM, "Operation not permitted", "/x"), 3, "immutable"),
         (FileNotFoundError(errno.ENOENT, "No such file or directory", "/x"), 2, "check the path"),
         (MemoryError(), 3, "out of memory"),
-        (RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: not enough memory"), 3, "memory"),
+        (
+            RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: not enough memory"),
+            3,
+            "memory",
+        ),
         (RuntimeError("onnxruntime::BFCArena: Failed to allocate memory for requested buffer"), 3, "memory"),
         (RuntimeError("std::bad_alloc"), 3, "memory"),
     ],
@@ -129,11 +137,15 @@ def test_allocator_error_in_a_runner_is_exit_3(tiny_ckpt, tmp_path, monkeypatch)
     from hdm_deploy.families.hdm.torch_runner import TorchRunner
 
     def oom(self, frames):
-        raise RuntimeError("[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB")
+        raise RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:119] DefaultCPUAllocator: not enough memory: you tried to allocate 9 GB"
+        )
 
     monkeypatch.setattr(TorchRunner, "run", oom)
     _photo(tmp_path / "a.png")
-    result = cli.invoke(app, ["infer", str(tmp_path / "a.png"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "b.png")])
+    result = cli.invoke(
+        app, ["infer", str(tmp_path / "a.png"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "b.png")]
+    )
     assert result.exit_code == 3, result.output
     assert "out of memory" in result.output and "--device cuda" in result.output
 
@@ -148,7 +160,14 @@ def test_read_only_output_folder_is_exit_3_before_any_work(tiny_ckpt, tmp_path, 
         ["infer", str(tmp_path / "a.png"), "-o", str(ro / "b.png")],
         ["masks", str(tmp_path / "a.png"), "-o", str(ro / "m.png")],
         ["export", "-o", str(ro / "model.onnx")],
-        ["convert", str(tmp_path / "a.png").replace(".png", ".onnx"), "--deform", "plugin", "-o", str(ro / "p.onnx")],
+        [
+            "convert",
+            str(tmp_path / "a.png").replace(".png", ".onnx"),
+            "--deform",
+            "plugin",
+            "-o",
+            str(ro / "p.onnx"),
+        ],
     ):
         if args[0] == "convert":
             Path(args[1]).write_bytes(b"x")
@@ -165,13 +184,17 @@ def test_parity_reports_into_a_read_only_folder_are_exit_3_before_work(tmp_path,
     for flag in ("--json", "--junit"):
         result = cli.invoke(app, ["parity", str(tmp_path / "m.onnx"), flag, str(ro / "r.out")])
         assert result.exit_code == 3 and "read-only" in _one_line(result).lower(), result.output
-    result = cli.invoke(app, ["parity", str(tmp_path / "m.onnx"), "--heatmap", str(tmp_path / "m.golden.npz")])
+    result = cli.invoke(
+        app, ["parity", str(tmp_path / "m.onnx"), "--heatmap", str(tmp_path / "m.golden.npz")]
+    )
     assert result.exit_code == 2 and "is a file" in _one_line(result), result.output
 
 
 def test_immutable_output_folder_is_exit_3(tiny_ckpt, tmp_path, immutable):
     _photo(tmp_path / "a.png")
-    result = cli.invoke(app, ["infer", str(tmp_path / "a.png"), "-m", str(tiny_ckpt), "-o", str(immutable / "b.png")])
+    result = cli.invoke(
+        app, ["infer", str(tmp_path / "a.png"), "-m", str(tiny_ckpt), "-o", str(immutable / "b.png")]
+    )
     assert result.exit_code == 3 and "not permitted" in _one_line(result), result.output
 
 
@@ -179,7 +202,9 @@ def test_full_disk_is_exit_3_and_leaves_no_temp_file(tiny_ckpt, tmp_path, mount)
     full = mount("size=64k")
     _photo(tmp_path / "big.png", 256, 256)
     # BMP is uncompressed: 192 kB cannot fit in 64 kB
-    result = cli.invoke(app, ["infer", str(tmp_path / "big.png"), "-m", str(tiny_ckpt), "-o", str(full / "out.bmp")])
+    result = cli.invoke(
+        app, ["infer", str(tmp_path / "big.png"), "-m", str(tiny_ckpt), "-o", str(full / "out.bmp")]
+    )
     assert result.exit_code == 3, result.output
     assert "disk is full" in result.output
     assert list(full.iterdir()) == []  # neither the output nor its temp file
@@ -188,7 +213,10 @@ def test_full_disk_is_exit_3_and_leaves_no_temp_file(tiny_ckpt, tmp_path, mount)
 def test_junk_checkpoint_is_one_line(tmp_path):
     (tmp_path / "junk.pth").write_text("hello")
     _photo(tmp_path / "a.png")
-    result = cli.invoke(app, ["infer", str(tmp_path / "a.png"), "-m", str(tmp_path / "junk.pth"), "-o", str(tmp_path / "b.png")])
+    result = cli.invoke(
+        app,
+        ["infer", str(tmp_path / "a.png"), "-m", str(tmp_path / "junk.pth"), "-o", str(tmp_path / "b.png")],
+    )
     assert result.exit_code == 2 and "not a PyTorch checkpoint" in _one_line(result), result.output
 
 
@@ -199,11 +227,18 @@ def _png_header_only(path: Path, w: int, h: int) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     ihdr = struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 100)) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", ihdr)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
+        + chunk(b"IEND", b"")
+    )
     return path
 
 
-@pytest.mark.parametrize(("w", "h", "words"), [(20000, 20000, "too large"), (12000, 10000, "--max-pixels 100 MP")])
+@pytest.mark.parametrize(
+    ("w", "h", "words"), [(20000, 20000, "too large"), (12000, 10000, "--max-pixels 100 MP")]
+)
 def test_huge_images_are_refused_from_the_header(tiny_ckpt, tmp_path, w, h, words):
     big = _png_header_only(tmp_path / "big.png", w, h)
     t0 = time.perf_counter()
@@ -214,7 +249,19 @@ def test_huge_images_are_refused_from_the_header(tiny_ckpt, tmp_path, w, h, word
 
 def test_max_pixels_option(tiny_ckpt, tmp_path):
     _photo(tmp_path / "a.png", 40, 50)
-    result = cli.invoke(app, ["infer", str(tmp_path / "a.png"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "o.png"), "--max-pixels", "0.001"])
+    result = cli.invoke(
+        app,
+        [
+            "infer",
+            str(tmp_path / "a.png"),
+            "-m",
+            str(tiny_ckpt),
+            "-o",
+            str(tmp_path / "o.png"),
+            "--max-pixels",
+            "0.001",
+        ],
+    )
     assert result.exit_code == 2 and "50×40" in result.output and "--max-pixels" in result.output
 
 
@@ -223,7 +270,9 @@ def test_torch_cpu_path_refuses_a_frame_it_cannot_fit(tiny_ckpt, tmp_path, monke
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 50_000_000)
     write_image(tmp_path / "hd.png", np.zeros((1080, 1920, 3), np.uint8))
-    result = cli.invoke(app, ["infer", str(tmp_path / "hd.png"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "o.png")])
+    result = cli.invoke(
+        app, ["infer", str(tmp_path / "hd.png"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "o.png")]
+    )
     assert result.exit_code == 3, result.output
     line = _error_line(result)
     assert "1920×1080" in line and "GB" in line and "ONNX model" in line and "--device cuda" in line
@@ -239,11 +288,15 @@ def test_memory_estimate_matches_the_readme_for_the_published_width():
 def test_animated_gif_is_refused_whole_not_one_frame(tiny_ckpt, tmp_path):
     frames = [Image.fromarray(np.full((16, 16, 3), 40 * i, np.uint8)) for i in range(4)]
     frames[0].save(tmp_path / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
-    result = cli.invoke(app, ["infer", str(tmp_path / "anim.gif"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "o.png")])
+    result = cli.invoke(
+        app, ["infer", str(tmp_path / "anim.gif"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "o.png")]
+    )
     assert result.exit_code == 2 and "animated image with 4 frames" in _one_line(result), result.output
     assert not (tmp_path / "o.png").exists()
     frames[0].save(tmp_path / "still.gif")  # a still GIF is an image like any other
-    result = cli.invoke(app, ["infer", str(tmp_path / "still.gif"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "s.gif")])
+    result = cli.invoke(
+        app, ["infer", str(tmp_path / "still.gif"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "s.gif")]
+    )
     assert result.exit_code == 0 and (tmp_path / "s.gif").is_file(), result.output
 
 
@@ -261,7 +314,10 @@ def test_folder_with_unreadable_files_is_exit_4_with_a_summary(tiny_ckpt, tmp_pa
     text = _flat(result)
     assert "3 of 6 images written, 3 skipped" in text
     assert "c_text.jpg: not a readable image" in text
-    assert "d_empty.jpg: empty file" in text and "use one of" not in text.split("d_empty.jpg")[1].split("skipped")[0]
+    assert (
+        "d_empty.jpg: empty file" in text
+        and "use one of" not in text.split("d_empty.jpg")[1].split("skipped")[0]
+    )
     for name in ("c_text.jpg", "d_empty.jpg", "e_anim.gif"):
         assert text.count(name) == 1, name  # the path is not repeated inside the reason
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a0.jpg", "a1.jpg", "a2.jpg"]
@@ -307,7 +363,9 @@ def test_empty_video_and_image_say_empty(tiny_ckpt, tmp_path):
     for name in ("e.mp4", "e.jpg"):
         (tmp_path / name).write_bytes(b"")
         out = "o.mp4" if name.endswith("mp4") else "o.jpg"
-        result = cli.invoke(app, ["infer", str(tmp_path / name), "-m", str(tiny_ckpt), "-o", str(tmp_path / out)])
+        result = cli.invoke(
+            app, ["infer", str(tmp_path / name), "-m", str(tiny_ckpt), "-o", str(tmp_path / out)]
+        )
         assert result.exit_code == 2 and "empty file" in _one_line(result), result.output
 
 

@@ -125,7 +125,11 @@ def test_bad_output_names_before_the_model_loads(tmp_path, model_never_loads, ou
 def test_trailing_slash_is_a_folder_created_up_front(tmp_path, model_never_loads):
     _photo(tmp_path / "a.jpg")
     with pytest.raises(AssertionError, match="model was loaded"):  # got past every check
-        cli.invoke(app, ["infer", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "newdir") + "/"], catch_exceptions=False)
+        cli.invoke(
+            app,
+            ["infer", str(tmp_path / "a.jpg"), "-o", str(tmp_path / "newdir") + "/"],
+            catch_exceptions=False,
+        )
     assert (tmp_path / "newdir").is_dir()
 
 

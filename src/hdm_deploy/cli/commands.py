@@ -17,7 +17,7 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from hdm_deploy import __version__
 from hdm_deploy.cli.options import (
@@ -77,7 +77,21 @@ def _interrupted(exc: BaseException) -> bool:
     return False
 
 
-class _OneLineErrors(TyperGroup):
+class _PlainHelpFlag:
+    """``--help`` is a flag: no ``<bool>`` type column in the help (typer shows one for every bool)."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_PlainHelpFlag, TyperCommand):
+    """Every subcommand: ``@app.command("name", cls=_Command)``."""
+
+
+class _OneLineErrors(_PlainHelpFlag, TyperGroup):
     """Render errors as one line with the exit code of their meaning, unless ``--debug`` is on.
 
     0 ok, 1 a check failed, 2 bad usage/input/model, 3 environment (OSError, MemoryError, allocator
@@ -146,9 +160,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks on errors.", metavar="")
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit.", metavar=""
+        ),
     ] = False,
 ) -> None:
     _state["debug"] = debug
@@ -189,7 +208,7 @@ def _progress_bar(description: str):
     return bar, tick
 
 
-@app.command("infer")
+@app.command("infer", cls=_Command)
 def infer_cmd(
     source: Annotated[Path, typer.Argument(help="Image, folder of images, or video (.mp4/.avi/…).")],
     output: Annotated[
@@ -281,7 +300,7 @@ def infer_cmd(
 # ---- ONNX: export, convert, parity, bench (export/, runtime/parity.py, runtime/bench.py) ----------
 
 
-@app.command("export")
+@app.command("export", cls=_Command)
 def export_cmd(
     checkpoint: Annotated[
         Path | None, typer.Argument(help="HDM checkpoint (.pk/.pt/.pth; default: the bundled sample).")
@@ -295,20 +314,32 @@ def export_cmd(
         typer.Option("--deform", help="DeformConv flavour: onnx | plugin (TensorRT plugin op) | decompose."),
     ] = "onnx",
     inline_functions: Annotated[
-        bool, typer.Option("--inline-functions", help="Inline local functions (TensorRT < 9 needs it).")
+        bool,
+        typer.Option(
+            "--inline-functions", help="Inline local functions (TensorRT < 9 needs it).", metavar=""
+        ),
     ] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (DeformConv needs 19).")] = 19,
     precision: Annotated[
         str, typer.Option("--precision", help="fp32 | fp16 (FP16 policy with FP32 islands).")
     ] = "fp32",
     golden: Annotated[
-        bool, typer.Option("--golden/--no-golden", help="Write NAME.golden.npz (PyTorch outputs) beside it.")
+        bool,
+        typer.Option(
+            "--golden/--no-golden", help="Write NAME.golden.npz (PyTorch outputs) beside it.", metavar=""
+        ),
     ] = True,
     verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Check the file in ONNX Runtime against PyTorch.")
+        bool,
+        typer.Option(
+            "--verify/--no-verify", help="Check the file in ONNX Runtime against PyTorch.", metavar=""
+        ),
     ] = True,
     trust_checkpoint: Annotated[
-        bool, typer.Option("--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.")
+        bool,
+        typer.Option(
+            "--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.", metavar=""
+        ),
     ] = False,
     max_size: Annotated[
         str,
@@ -384,7 +415,7 @@ def export_cmd(
     )
 
 
-@app.command("convert")
+@app.command("convert", cls=_Command)
 def convert_cmd(
     model: Annotated[Path, typer.Argument(help="ONNX model written by `hdm-deploy export`.")],
     deform: Annotated[
@@ -394,7 +425,7 @@ def convert_cmd(
         Path | None, typer.Option("-o", "--output", help="Output file (default: MODEL.<flavour>.onnx).")
     ] = None,
     inline_functions: Annotated[
-        bool, typer.Option("--inline-functions", help="Also inline local functions.")
+        bool, typer.Option("--inline-functions", help="Also inline local functions.", metavar="")
     ] = False,
 ) -> None:
     """Rewrite the DeformConv nodes to another flavour (lossless), optionally inlining functions."""
@@ -416,7 +447,7 @@ def convert_cmd(
     )
 
 
-@app.command("parity")
+@app.command("parity", cls=_Command)
 def parity_cmd(
     model: Annotated[Path, typer.Argument(help="Model to check: .onnx, .engine, or a checkpoint.")],
     reference: Annotated[
@@ -526,7 +557,7 @@ def parity_cmd(
     out.print(f"[bold green]parity passed[/] ({len(report.cases)} cases)")
 
 
-@app.command("bench")
+@app.command("bench", cls=_Command)
 def bench_cmd(
     models: Annotated[
         list[Path], typer.Argument(help="Model file(s): checkpoint, .onnx, .engine — compared in one table.")
@@ -580,7 +611,7 @@ def bench_cmd(
 # ---- DCP region masks (dcp/) -------------------------------------------------------------------------
 
 
-@app.command("masks")
+@app.command("masks", cls=_Command)
 def masks_cmd(
     image: Annotated[Path, typer.Argument(help="Input image (any size ≥ 4×4; RGB, RGBA, grey, 16-bit).")],
     output: Annotated[
@@ -620,7 +651,7 @@ def masks_cmd(
 # ---- plugins: build-plugin (plugins/) --------------------------------------------------------------
 
 
-@app.command("build-plugin")
+@app.command("build-plugin", cls=_Command)
 def build_plugin_cmd(
     cuda_arch: Annotated[
         list[str] | None,
@@ -641,7 +672,9 @@ def build_plugin_cmd(
         Path | None,
         typer.Option("--build-dir", help="CMake build directory (default: the hdm_deploy cache)."),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the CMake output.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the CMake output.", metavar="")
+    ] = False,
 ) -> None:
     """Build the HdmDeformConv CUDA kernels and TensorRT plugin library with CMake."""
     from hdm_deploy.plugins import build_plugin
@@ -677,7 +710,7 @@ def build_plugin_cmd(
 # ---- TensorRT: build-engine, doctor (engines/, runtime/doctor.py) ----------------------------------
 
 
-@app.command("build-engine")
+@app.command("build-engine", cls=_Command)
 def build_engine_cmd(
     model: Annotated[
         Path, typer.Argument(help="ONNX model from `hdm-deploy export` (FP16: export --precision fp16).")
@@ -686,7 +719,10 @@ def build_engine_cmd(
         Path | None, typer.Option("-o", "--output", help="Engine file (default: MODEL.engine).")
     ] = None,
     fp16: Annotated[
-        bool, typer.Option("--fp16", help="FP16 engine (needs a graph exported with --precision fp16).")
+        bool,
+        typer.Option(
+            "--fp16", help="FP16 engine (needs a graph exported with --precision fp16).", metavar=""
+        ),
     ] = False,
     min_shape: Annotated[
         str | None, typer.Option("--min", help="Smallest input NxHxW (default 1x64x64).")
@@ -708,10 +744,12 @@ def build_engine_cmd(
     strongly_typed: Annotated[
         bool | None,
         typer.Option(
-            "--strongly-typed/--no-strongly-typed", help="Default: strongly typed on TensorRT ≥ 10."
+            "--strongly-typed/--no-strongly-typed",
+            help="Default: strongly typed on TensorRT ≥ 10.",
+            metavar="",
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.", metavar="")] = False,
 ) -> None:
     """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model."""
     from hdm_deploy.cli.tensorrt_report import run_build_engine
@@ -735,7 +773,7 @@ def build_engine_cmd(
     )
 
 
-@app.command("doctor")
+@app.command("doctor", cls=_Command)
 def doctor_cmd(
     model: Annotated[
         Path | None, typer.Argument(help="ONNX model to check against TensorRT's ONNX parser.")
