@@ -531,6 +531,12 @@ def parity_cmd(
         "mask_min": mask_min,
         "max_abs_u8": max_abs_u8,
     }
+    def progress(name: str) -> None:
+        if console.is_terminal:
+            status.update(f"parity {model.name} vs {ref.name}: {name} done")
+        else:  # a log has no spinner: one line per case, so a long run shows it is alive
+            console.print(f"parity: {name} done", highlight=False, markup=False)
+
     with console.status(f"parity {model.name} vs {ref.name}…") as status:
         report = parity.run_parity(
             model,
@@ -542,7 +548,7 @@ def parity_cmd(
             masks=masks,
             heatmap_dir=heatmap,
             runner_options={"device": device},
-            progress=lambda name: status.update(f"parity {model.name} vs {ref.name}: {name} done"),
+            progress=progress,
         )
     print_table(out, parity.render_table(report))
     if not golden_ref:
