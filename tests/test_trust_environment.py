@@ -383,3 +383,10 @@ def test_stale_temp_files_of_dead_processes_are_cleaned(tmp_path):
     atomic_write_bytes(tmp_path / "model.onnx", b"new")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([".other.onnx.tmp-1-0.onnx", "model.onnx"])
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_an_instance_may_say_it_is_a_usage_error():
+    from hdm_deploy.core.errors import PluginBuildError
+
+    assert PluginBuildError("invalid CUDA architecture 'x'", exit_code=2).exit_code == 2
+    assert PluginBuildError("no C++ compiler").exit_code == 3

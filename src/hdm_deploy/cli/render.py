@@ -63,9 +63,22 @@ def table_lines(table: Table, width: int = 80) -> list[str]:
         lines.extend(fmt(r) for r in rows)
     else:
         label = max((len(h) for h in headers[1:]), default=0)
+        indent = " " * (label + 4)
         for r in rows:
             lines.append(r[0] if r else "")
-            lines.extend(f"  {h.ljust(label)}  {v}".rstrip() for h, v in zip(headers[1:], r[1:], strict=True))
+            for h, v in zip(headers[1:], r[1:], strict=True):
+                first = f"  {h.ljust(label)}  "
+                lines.extend(
+                    textwrap.wrap(
+                        v,
+                        width,
+                        initial_indent=first,
+                        subsequent_indent=indent,
+                        break_long_words=False,
+                        break_on_hyphens=False,
+                    )
+                    or [first.rstrip()]
+                )
     if table.caption:
         wrap(_plain(table.caption))
     return lines

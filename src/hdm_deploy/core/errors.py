@@ -24,10 +24,12 @@ class HdmDeployError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if exit_code is not None:  # one instance of a class that is mostly the other kind
+            self.exit_code = exit_code
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
