@@ -390,3 +390,17 @@ def test_an_instance_may_say_it_is_a_usage_error():
 
     assert PluginBuildError("invalid CUDA architecture 'x'", exit_code=2).exit_code == 2
     assert PluginBuildError("no C++ compiler").exit_code == 3
+
+
+def test_onnxruntime_allocation_failure_is_an_environment_problem(monkeypatch):
+    from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+
+    class Session:
+        def run(self, *args):
+            raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad_alloc")
+
+    runner = object.__new__(OnnxRuntimeRunner)
+    runner.session, runner.max_pixels, runner.io, runner.input_name = Session(), None, "uint8", "image"
+    with pytest.raises(EnvironmentProblem, match="out of memory") as info:
+        runner.run(np.zeros((1, 8, 8, 3), np.uint8))
+    assert info.value.exit_code == 3

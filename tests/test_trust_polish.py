@@ -20,17 +20,23 @@ cli = CliRunner()
 
 
 def _cli_through_a_pipe(*args: str, columns: int = 80) -> subprocess.CompletedProcess:
-    env = dict(os.environ, COLUMNS=str(columns), PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}")
+    env = dict(
+        os.environ, COLUMNS=str(columns), PYTHONPATH=f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"
+    )
     return subprocess.run(
         [sys.executable, "-m", "hdm_deploy.cli", *args], capture_output=True, text=True, env=env, timeout=300
     )
 
 
 def test_tables_never_split_a_token_in_80_columns():
-    t = Table(title="parity: model.onnx  vs  model.golden.npz", caption="pass if PSNR ≥ 40 dB, identical ≥ 99.9 %")
+    t = Table(
+        title="parity: model.onnx  vs  model.golden.npz", caption="pass if PSNR ≥ 40 dB, identical ≥ 99.9 %"
+    )
     for col in ("case", "N×W×H", "PSNR dB", "max |Δ|", "max |Δ| u8", "identical %", "masks %", "result"):
         t.add_column(col, justify="left" if col in ("case", "result") else "right")
-    t.add_row("batch2_rocket+chelsea_64x48", "2×64×48", "90.79", "n/a", "1", "99.984", "100.000", "[red]fail[/]")
+    t.add_row(
+        "batch2_rocket+chelsea_64x48", "2×64×48", "90.79", "n/a", "1", "99.984", "100.000", "[red]fail[/]"
+    )
     t.add_row("rocket_160x107", "1×160×107", "95.24", "n/a", "1", "99.994", "100.000", "pass")
     lines = table_lines(t, 80)
     assert all(len(line) <= 80 for line in lines), lines
@@ -75,7 +81,11 @@ def test_doctor_is_concise_and_its_exit_code_has_one_rule(tmp_path):
 @pytest.mark.parametrize("version", ["9.9", "12.1", "7.0"])
 def test_doctor_refuses_versions_that_do_not_exist(tmp_path, version):
     res = cli.invoke(app, ["doctor", "--trt", version])
-    assert res.exit_code == 2 and "not a TensorRT release we know" in res.output and "nearest table" in res.output
+    assert (
+        res.exit_code == 2
+        and "not a TensorRT release we know" in res.output
+        and "nearest table" in res.output
+    )
 
 
 def test_doctor_maps_a_real_release_to_its_table(tmp_path):
@@ -87,7 +97,9 @@ def test_doctor_maps_a_real_release_to_its_table(tmp_path):
     assert res.exit_code == 0 and "TensorRT 10.5 (table 10.3)" in res.output, res.output
 
 
-@pytest.mark.parametrize("command", ["", "infer", "export", "parity", "bench", "masks", "doctor", "build-plugin"])
+@pytest.mark.parametrize(
+    "command", ["", "infer", "export", "parity", "bench", "masks", "doctor", "build-plugin"]
+)
 def test_help_shows_no_bool_type_on_flags(command):
     res = cli.invoke(app, [command, "--help"] if command else ["--help"], env={"COLUMNS": "150"})
     assert res.exit_code == 0 and "<bool>" not in res.output, res.output

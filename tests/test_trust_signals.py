@@ -82,7 +82,9 @@ def _leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.rglob("*") if ".tmp-" in p.name or p.name.startswith(".")]
 
 
-@pytest.mark.parametrize(("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize(
+    ("sig", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
 def test_infer_folder_stops_cleanly(job, tmp_path, sig, code, word):
     ckpt, photos = job
     out = tmp_path / "out"

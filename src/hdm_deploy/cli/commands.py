@@ -531,6 +531,7 @@ def parity_cmd(
         "mask_min": mask_min,
         "max_abs_u8": max_abs_u8,
     }
+
     def progress(name: str) -> None:
         if console.is_terminal:
             status.update(f"parity {model.name} vs {ref.name}: {name} done")

@@ -15,7 +15,13 @@ from typing import Any
 
 import numpy as np
 
-from hdm_deploy.core.errors import HdmDeployError, InputImageError, ModelFormatError, first_line
+from hdm_deploy.core.errors import (
+    HdmDeployError,
+    InputImageError,
+    ModelFormatError,
+    environment_problem,
+    first_line,
+)
 from hdm_deploy.core.runner import Prediction, Runner, check_max_pixels, quantize
 
 CPU = "CPUExecutionProvider"
@@ -126,6 +132,9 @@ class OnnxRuntimeRunner(Runner):
         try:
             values = self.session.run(None, {self.input_name: feed})
         except Exception as exc:
+            problem = environment_problem(exc, f"ONNX Runtime on a {list(frames.shape)} batch")
+            if problem is not None:  # bad_alloc / "Failed to allocate memory": exit 3, not a bad input
+                raise problem from exc
             msg = first_line(exc)
             raise InputImageError(f"ONNX Runtime failed on a {list(frames.shape)} batch: {msg}") from exc
         outputs = dict(zip(self.output_names, values, strict=True))
