@@ -176,3 +176,10 @@ def test_build_plugin_with_a_missing_tensorrt_root_is_exit_3(tmp_path):
     (tmp_path / "trt").mkdir()
     result = cli.invoke(app, ["build-plugin", "--tensorrt-root", str(tmp_path / "trt")])
     assert result.exit_code == 3 and "NvInfer.h" in result.output, result.output
+
+
+def test_build_engine_refuses_to_write_over_its_onnx(tmp_path):
+    (tmp_path / "m.onnx").write_bytes(b"onnx")
+    result = cli.invoke(app, ["build-engine", str(tmp_path / "m.onnx"), "-o", str(tmp_path / "m.onnx")])
+    assert result.exit_code == 2 and "refusing to overwrite" in result.output, result.output
+    assert (tmp_path / "m.onnx").read_bytes() == b"onnx"

@@ -760,11 +760,14 @@ def build_engine_cmd(
 ) -> None:
     """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model."""
     from hdm_deploy.cli.tensorrt_report import run_build_engine
+    from hdm_deploy.core.fs import refuse_overwrite
 
+    _existing(model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError)
+    refuse_overwrite(
+        [model, plugin_lib], [output, output.with_name(output.name + ".json") if output else None]
+    )
     run_build_engine(
-        _existing(
-            model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
-        ),
+        model,
         output,
         fp16=fp16,
         min_shape=min_shape,
