@@ -117,6 +117,8 @@ class _OneLineErrors(_PlainHelpFlag, TyperGroup):
                 previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return super().invoke(ctx)
+        except typer.Exit:  # click's Exit is a RuntimeError: not an error to translate
+            raise
         except (KeyboardInterrupt, _Terminated) as exc:
             # Artifacts are written atomically: their temp files were removed on the way up.
             if _state["debug"]:
