@@ -9,6 +9,7 @@ applied on read so phone photos are upright.
 from __future__ import annotations
 
 import contextlib
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,9 +111,12 @@ def check_image_header(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) 
             w, h = im.size
             frames = getattr(im, "n_frames", 1)
     except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size_text = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too many pixels"
         raise InputImageError(
-            f"{path}: image too large ({first_line(exc)})",
-            "downscale it, or raise --max-pixels (up to Pillow's limit)",
+            f"{path}: image too large ({size_text}; Pillow refuses more than "
+            f"{2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP as a decompression bomb)",
+            "downscale it",
         ) from None
     except UnidentifiedImageError:
         if path.suffix.lower() in DEEP_SUFFIXES:
