@@ -84,7 +84,9 @@ def test_metadata():
     assert meta["opset"] == "19" and meta["functions_inlined"] == "false"
     assert meta["golden"] == "small_uint8_onnx.golden.npz"
     assert '"mean": [0.64, 0.6, 0.58]' in meta["normalization"]
-    assert meta["max_pixels"] == str(3840 * 2160) and meta["dcp_sums"] == "cumsum"
+    assert (
+        meta["max_pixels"] == str(7680 * 4320) and meta["dcp_sums"] == "cumsum"
+    )  # default --max-size 7680x4320
 
 
 def test_dcp_sums_default_follows_the_target():

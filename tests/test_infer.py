@@ -126,7 +126,8 @@ def test_folder_with_progress_and_a_bad_file(tiny_ckpt, tmp_path):
         write_image(src / f"{i}.jpg", _photo(h, w, i))
     (src / "broken.png").write_text("nope")
     result = cli.invoke(app, ["infer", str(src), "-o", str(tmp_path / "out"), "--model", str(tiny_ckpt)])
-    assert result.exit_code == 0, result.output
+    assert result.exit_code == 4, result.output  # completed with an input skipped
+    assert "3 of 4 images written, 1 skipped" in " ".join(result.output.split())
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["0.jpg", "1.jpg", "2.jpg"]
     assert "skipped" in result.output and "broken.png" in result.output
     assert read_image(tmp_path / "out" / "1.jpg").rgb8.shape == (21, 30, 3)

@@ -75,7 +75,7 @@ def test_load_runner_onnx_refuses_options_it_cannot_use():
     from hdm_deploy.core.errors import HdmDeployError
 
     path = small_export("uint8").path
-    with pytest.raises(HdmDeployError, match="--masks cannot apply to an ONNX model"):
+    with pytest.raises(HdmDeployError, match="--masks does not apply to an ONNX model"):
         load_runner(path, masks="reference", device="cpu")
     with load_runner(path, masks=None, device="cpu", trust_checkpoint=None) as runner:
         assert isinstance(runner, OnnxRuntimeRunner)

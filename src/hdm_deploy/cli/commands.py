@@ -8,16 +8,42 @@ shows the traceback. Heavy imports (torch, onnxruntime, tensorrt) happen inside 
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
+from typer.core import TyperCommand, TyperGroup
 
 from hdm_deploy import __version__
-from hdm_deploy.core.errors import HdmDeployError, HdmDeployWarning, InputImageError, ModelFormatError
+from hdm_deploy.cli.options import (
+    DEFAULT_MAX_MEGAPIXELS,
+    EXIT_SKIPPED,
+    MasksOption,
+    mask_impl,
+    model_kind_of,
+    percent,
+    refuse_inapplicable,
+)
+from hdm_deploy.cli.render import print_table
+from hdm_deploy.core.errors import (
+    EnvironmentProblem,
+    HdmDeployError,
+    HdmDeployWarning,
+    InputImageError,
+    ModelFormatError,
+    OutputPathError,
+    environment_problem,
+)
+
+# OpenCV/FFmpeg print their own log lines ("moov atom not found"); our errors say it in one line.
+# Must be set before cv2 is first imported (runtime modules import it lazily from the commands).
+os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 from hdm_deploy.core.sizes import parse_size
 
 console = Console(stderr=True)
@@ -26,29 +52,97 @@ out = Console()
 _state = {"debug": False}
 
 
-class _OneLineErrors(TyperGroup):
-    """Render our typed errors as one line (exit code from the error) unless ``--debug`` is on.
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that atomic writes discard their temp files."""
 
+
+def _on_sigterm(signum, frame) -> None:
+    raise _Terminated()
+
+
+def _one_line(exc: BaseException) -> HdmDeployError | None:
+    """The typed one-line error for ``exc``: ours as is; OSError/MemoryError/allocator errors as exit 3."""
+    if isinstance(exc, HdmDeployError):
+        return exc
+    return environment_problem(exc)
+
+
+def _interrupted(exc: BaseException) -> bool:
+    """True when a KeyboardInterrupt lies in ``exc``'s cause/context chain."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+class _PlainHelpFlag:
+    """``--help`` is a flag: no ``<bool>`` type column in the help (typer shows one for every bool)."""
+
+    def get_help_option(self, ctx):
+        option = super().get_help_option(ctx)
+        if option is not None:
+            option.metavar = ""
+        return option
+
+
+class _Command(_PlainHelpFlag, TyperCommand):
+    """Every subcommand: ``@app.command("name", cls=_Command)``."""
+
+
+class _OneLineErrors(_PlainHelpFlag, TyperGroup):
+    """Render errors as one line with the exit code of their meaning, unless ``--debug`` is on.
+
+    0 ok, 1 a check failed, 2 bad usage/input/model, 3 environment (OSError, MemoryError, allocator
+    failures, missing CUDA/TensorRT/compiler), 4 done with inputs skipped, 130 Ctrl-C, 143 SIGTERM.
     Done at the click level so it holds wherever the app runs: console script, ``python -m``, tests.
     """
 
+    def parse_args(self, ctx, args):
+        # `--debug` is global but also accepted after the subcommand (`infer x.jpg --debug`).
+        args = list(args)
+        end = args.index("--") if "--" in args else len(args)
+        if "--debug" in args[1:end]:
+            args = ["--debug"] + [a for i, a in enumerate(args) if not (a == "--debug" and i < end)]
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx: typer.Context):
+        previous = previous_int = None
+        with contextlib.suppress(ValueError):  # not the main thread (an embedding app): leave signals alone
+            previous = signal.signal(signal.SIGTERM, _on_sigterm)
+            # A shell starts background jobs (`hdm-deploy parity … &`) with SIGINT ignored, so `kill -INT`
+            # did nothing and parity ran to the end with exit 0. Every command here is interruptible.
+            if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+                previous_int = signal.signal(signal.SIGINT, signal.default_int_handler)
         try:
             return super().invoke(ctx)
-        except HdmDeployError as exc:
+        except typer.Exit:  # click's Exit is a RuntimeError: not an error to translate
+            raise
+        except (KeyboardInterrupt, _Terminated) as exc:
+            # Artifacts are written atomically: their temp files were removed on the way up.
             if _state["debug"]:
+                raise
+            sigterm = isinstance(exc, _Terminated)
+            console.print(f"[yellow]{'terminated' if sigterm else 'interrupted'}[/]")
+            raise typer.Exit(143 if sigterm else 130) from None
+        except (HdmDeployError, OSError, MemoryError, RuntimeError) as exc:
+            if _interrupted(exc) and not _state["debug"]:  # Ctrl-C mid-import surfaces as ImportError
+                console.print("[yellow]interrupted[/]")
+                raise typer.Exit(130) from None
+            error = _one_line(exc)
+            if error is None or _state["debug"]:
                 raise
             from rich.markup import escape  # messages hold [brackets]: hdm-deploy[torch], shapes
 
-            console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(exc.exit_code) from None
-        except KeyboardInterrupt:
-            # typer (0.29, vendored click) would turn Ctrl-C into a silent exit 130; say so. Artifacts
-            # are written atomically, so nothing half-written is left behind.
-            if _state["debug"]:
-                raise
-            console.print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
+            console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+            raise typer.Exit(error.exit_code) from None
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+            if previous_int is not None:
+                signal.signal(signal.SIGINT, previous_int)
 
 
 app = typer.Typer(
@@ -69,9 +163,14 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show full tracebacks on errors.", metavar="")
+    ] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit.", metavar=""
+        ),
     ] = False,
 ) -> None:
     _state["debug"] = debug
@@ -112,13 +211,15 @@ def _progress_bar(description: str):
     return bar, tick
 
 
-@app.command("infer")
+@app.command("infer", cls=_Command)
 def infer_cmd(
     source: Annotated[Path, typer.Argument(help="Image, folder of images, or video (.mp4/.avi/…).")],
     output: Annotated[
-        Path | None,
+        str | None,
         typer.Option(
-            "-o", "--output", help="Output file or folder (default: NAME_enhanced.EXT beside the input)."
+            "-o",
+            "--output",
+            help="Output file, or folder when it ends in / or exists (default: NAME_enhanced.EXT beside the input).",
         ),
     ] = None,
     model: Annotated[
@@ -129,13 +230,7 @@ def infer_cmd(
             help="Checkpoint (.pk/.pt/.pth, PyTorch), .onnx (ONNX Runtime) or .engine (TensorRT).",
         ),
     ] = None,
-    masks: Annotated[
-        str | None,
-        typer.Option(
-            "--masks",
-            help="HDM checkpoints only: reference (published numpy/OpenCV DCP, the default) or torch (batched, on device).",
-        ),
-    ] = "reference",
+    masks: MasksOption = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
@@ -145,28 +240,44 @@ def infer_cmd(
         Path | None, typer.Option("--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so to load.")
     ] = None,
     trust_checkpoint: Annotated[
-        bool, typer.Option("--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.")
+        bool,
+        typer.Option(
+            "--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.", metavar=""
+        ),
     ] = False,
+    max_pixels: Annotated[
+        float,
+        typer.Option(
+            "--max-pixels",
+            min=0.0001,
+            help="Largest input in megapixels, checked from the file header before decoding.",
+        ),
+    ] = DEFAULT_MAX_MEGAPIXELS,
 ) -> None:
     """Enhance an image, a folder or a video with a PyTorch, ONNX or TensorRT model (default: the bundled sample)."""
     from hdm_deploy.runtime import load_runner
-    from hdm_deploy.runtime.infer import enhance_path
+    from hdm_deploy.runtime.infer import enhance_path, plan_outputs
 
-    if masks is not None:
-        _mask_impl(masks)
+    # Everything that can be wrong with the arguments is checked before the model loads.
     _existing(source, "input", "give an image, a folder of images or a video")
     if model is not None:
         _existing_model(model)
-    if output is None:
-        if source.is_dir():
-            folder = source.resolve()  # `infer .` / `infer ..` have no usable name until resolved
-            if not folder.name:
-                raise InputImageError(
-                    f"cannot name an output folder beside {folder}", "pass the output folder with -o"
-                )
-            output = folder.with_name(f"{folder.name}_enhanced")
-        else:
-            output = source.with_name(f"{source.stem}_enhanced{source.suffix}")
+    kind = model_kind_of(model)
+    refuse_inapplicable(kind, masks=masks, plugin_lib=plugin_lib, trust_checkpoint=trust_checkpoint)
+    masks = mask_impl(masks)
+    plan = plan_outputs(source, output)
+    from hdm_deploy.core.fs import refuse_overwrite
+
+    refuse_overwrite([model], [dst for _, dst in plan.targets])
+    limit = int(max_pixels * 1e6)
+    if plan.kind == "image":  # a single input is checked from its header before the model loads
+        from hdm_deploy.runtime.image_io import check_image_header
+
+        check_image_header(source, limit)
+    elif plan.kind == "video":
+        from hdm_deploy.runtime.video_io import open_video
+
+        open_video(source, limit)[0].release()
     with load_runner(
         model, masks=masks, device=device, trust_checkpoint=trust_checkpoint or None, plugin_lib=plugin_lib
     ) as runner:
@@ -178,21 +289,21 @@ def infer_cmd(
         )
         bar, tick = _progress_bar(f"enhancing {source.name}")
         with bar:
-            summary = enhance_path(runner, source, output, batch=batch, progress=tick)
+            summary = enhance_path(runner, source, plan, batch=batch, progress=tick, max_pixels=limit)
     for path, reason in summary.skipped:
         console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
-    where = summary.outputs[0] if len(summary.outputs) == 1 else output
-    out.print(
-        f"[bold green]wrote[/] {where} ({summary.frames} frame{'s' * (summary.frames != 1)})", highlight=False
-    )
-    if summary.skipped and not summary.outputs:
-        raise typer.Exit(1)
+    if not summary.outputs:
+        raise InputImageError(f"nothing written: {summary.counts()}", "see the skipped files above")
+    where = summary.outputs[0] if len(summary.outputs) == 1 else plan.output
+    out.print(f"[bold green]wrote[/] {where} ({summary.counts()})", highlight=False)
+    if summary.skipped:
+        raise typer.Exit(EXIT_SKIPPED)
 
 
 # ---- ONNX: export, convert, parity, bench (export/, runtime/parity.py, runtime/bench.py) ----------
 
 
-@app.command("export")
+@app.command("export", cls=_Command)
 def export_cmd(
     checkpoint: Annotated[
         Path | None, typer.Argument(help="HDM checkpoint (.pk/.pt/.pth; default: the bundled sample).")
@@ -206,27 +317,41 @@ def export_cmd(
         typer.Option("--deform", help="DeformConv flavour: onnx | plugin (TensorRT plugin op) | decompose."),
     ] = "onnx",
     inline_functions: Annotated[
-        bool, typer.Option("--inline-functions", help="Inline local functions (TensorRT < 9 needs it).")
+        bool,
+        typer.Option(
+            "--inline-functions", help="Inline local functions (TensorRT < 9 needs it).", metavar=""
+        ),
     ] = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (DeformConv needs 19).")] = 19,
     precision: Annotated[
         str, typer.Option("--precision", help="fp32 | fp16 (FP16 policy with FP32 islands).")
     ] = "fp32",
     golden: Annotated[
-        bool, typer.Option("--golden/--no-golden", help="Write NAME.golden.npz (PyTorch outputs) beside it.")
+        bool,
+        typer.Option(
+            "--golden/--no-golden", help="Write NAME.golden.npz (PyTorch outputs) beside it.", metavar=""
+        ),
     ] = True,
     verify: Annotated[
-        bool, typer.Option("--verify/--no-verify", help="Check the file in ONNX Runtime against PyTorch.")
+        bool,
+        typer.Option(
+            "--verify/--no-verify", help="Check the file in ONNX Runtime against PyTorch.", metavar=""
+        ),
     ] = True,
     trust_checkpoint: Annotated[
-        bool, typer.Option("--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.")
+        bool,
+        typer.Option(
+            "--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.", metavar=""
+        ),
     ] = False,
     max_size: Annotated[
         str,
         typer.Option(
-            "--max-size", help="Largest frame WxH the in-graph DCP supports (sizes its constant TopK)."
+            "--max-size",
+            help="Largest frame WxH the in-graph DCP supports (sizes its constant TopK; 8K and 12 MP photos "
+            "fit the default; see benchmarks/dcp_topk.py for what a larger K costs).",
         ),
-    ] = "3840x2160",
+    ] = "7680x4320",
     dcp_sums: Annotated[
         str | None,
         typer.Option(
@@ -245,10 +370,18 @@ def export_cmd(
         raise missing_dependency("export", exc) from exc
 
     max_w, max_h = parse_size(max_size)
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
+    from hdm_deploy.graph.golden import golden_path_for
+
+    if checkpoint is not None:
+        _existing_model(checkpoint, "checkpoint")
+    _onnx_output(output)
+    refuse_overwrite([checkpoint], [output, golden_path_for(output) if golden else None])
+    probe_writable(output.parent)
 
     try:
         result = export_onnx(
-            _existing_model(checkpoint, "checkpoint") if checkpoint else None,
+            checkpoint,
             output,
             io=io,
             deform=deform,
@@ -268,12 +401,12 @@ def export_cmd(
         if report is not None:
             from hdm_deploy.runtime.parity import render_table
 
-            out.print(render_table(report))
+            print_table(out, render_table(report))
         raise
     if result.verification is not None:
         from hdm_deploy.runtime.parity import render_table
 
-        out.print(render_table(result.verification))
+        print_table(out, render_table(result.verification))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     golden_note = f" + {result.golden_path}" if result.golden_path else ""
@@ -284,7 +417,7 @@ def export_cmd(
     )
 
 
-@app.command("convert")
+@app.command("convert", cls=_Command)
 def convert_cmd(
     model: Annotated[Path, typer.Argument(help="ONNX model written by `hdm-deploy export`.")],
     deform: Annotated[
@@ -294,7 +427,7 @@ def convert_cmd(
         Path | None, typer.Option("-o", "--output", help="Output file (default: MODEL.<flavour>.onnx).")
     ] = None,
     inline_functions: Annotated[
-        bool, typer.Option("--inline-functions", help="Also inline local functions.")
+        bool, typer.Option("--inline-functions", help="Also inline local functions.", metavar="")
     ] = False,
 ) -> None:
     """Rewrite the DeformConv nodes to another flavour (lossless), optionally inlining functions."""
@@ -304,6 +437,11 @@ def convert_cmd(
         model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
     )
     dst = output or src.with_name(f"{src.stem}.{deform}{'.inlined' if inline_functions else ''}.onnx")
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
+
+    _onnx_output(dst)
+    refuse_overwrite([src], [dst])
+    probe_writable(dst.parent)
     before = detect_flavour(src)
     convert_file(src, dst, deform, inline=inline_functions)
     out.print(
@@ -311,7 +449,7 @@ def convert_cmd(
     )
 
 
-@app.command("parity")
+@app.command("parity", cls=_Command)
 def parity_cmd(
     model: Annotated[Path, typer.Argument(help="Model to check: .onnx, .engine, or a checkpoint.")],
     reference: Annotated[
@@ -329,19 +467,15 @@ def parity_cmd(
         float | None, typer.Option("--max-abs", help="Maximum |Δ| of the float outputs.")
     ] = None,
     identical_min: Annotated[
-        float | None, typer.Option("--identical-min", help="Minimum % of identical uint8 pixels.")
+        float | None, typer.Option("--identical-min", help="Minimum % of identical uint8 pixels (0..100).")
     ] = None,
-    mask_min: Annotated[float | None, typer.Option("--mask-min", help="Minimum % of mask agreement.")] = None,
+    mask_min: Annotated[
+        float | None, typer.Option("--mask-min", help="Minimum % of mask agreement (0..100).")
+    ] = None,
     max_abs_u8: Annotated[
         int | None, typer.Option("--max-abs-u8", help="Maximum |Δ| of uint8 outputs (levels).")
     ] = None,
-    masks: Annotated[
-        str | None,
-        typer.Option(
-            "--masks",
-            help="HDM checkpoint reference only: torch (as the graph computes, the default) | reference.",
-        ),
-    ] = None,
+    masks: MasksOption = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
@@ -356,11 +490,10 @@ def parity_cmd(
     ] = None,
 ) -> None:
     """Compare a model with PyTorch (checkpoint) or a golden bundle; non-zero exit on failure."""
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
     from hdm_deploy.runtime import parity
     from hdm_deploy.runtime.parity import default_golden_for
 
-    if masks is not None:
-        _mask_impl(masks)
     _existing_model(model)
     ref = reference or default_golden_for(model)
     _existing(
@@ -369,6 +502,33 @@ def parity_cmd(
         "pass --reference GOLDEN.npz, a checkpoint or a model (export writes NAME.golden.npz beside NAME.onnx)",
         ModelFormatError,
     )
+    golden_ref = ref.suffix.lower() == ".npz"
+    if golden_ref and masks is not None:
+        raise HdmDeployError(
+            "--masks does not apply to a golden bundle (its masks were computed at export)",
+            "drop --masks, or pass a checkpoint with --reference",
+        )
+    if not golden_ref:
+        refuse_inapplicable(model_kind_of(ref), masks=masks)
+    masks = mask_impl(masks)
+    percent(identical_min, "--identical-min")
+    percent(mask_min, "--mask-min")
+    inputs = [model, ref, images]
+    if images is not None and images.is_dir():
+        from hdm_deploy.runtime.image_io import list_images
+
+        inputs += list_images(images)
+    refuse_overwrite(inputs, [json_path, junit_path])
+    if heatmap is not None:
+        if heatmap.exists() and not heatmap.is_dir():
+            raise OutputPathError(
+                f"--heatmap {heatmap} is a file, not a folder", "give a folder for the heatmaps"
+            )
+        refuse_overwrite(inputs, [p for p in heatmap.glob("*_absdiff.png")] if heatmap.is_dir() else [])
+        probe_writable(heatmap)
+    for report_path in (json_path, junit_path):
+        if report_path is not None:
+            probe_writable(report_path.parent)
     thresholds = {
         "psnr_min": psnr_min,
         "max_abs": max_abs,
@@ -376,6 +536,13 @@ def parity_cmd(
         "extras_min": mask_min,
         "max_abs_u8": max_abs_u8,
     }
+
+    def progress(name: str) -> None:
+        if console.is_terminal:
+            status.update(f"parity {model.name} vs {ref.name}: {name} done")
+        else:  # a log has no spinner: one line per case, so a long run shows it is alive
+            console.print(f"parity: {name} done", highlight=False, markup=False)
+
     with console.status(f"parity {model.name} vs {ref.name}…") as status:
         report = parity.run_parity(
             model,
@@ -389,9 +556,11 @@ def parity_cmd(
             else {"masks": masks},
             heatmap_dir=heatmap,
             runner_options={"device": device, "plugin_lib": plugin_lib},
-            progress=lambda name: status.update(f"parity {model.name} vs {ref.name}: {name} done"),
+            progress=progress,
         )
-    out.print(parity.render_table(report))
+    print_table(out, parity.render_table(report))
+    if not golden_ref:
+        console.print(f"[dim]reference masks: {masks}[/]", highlight=False)
     if json_path:
         parity.write_json(report, json_path)
     if junit_path:
@@ -402,7 +571,7 @@ def parity_cmd(
     out.print(f"[bold green]parity passed[/] ({len(report.cases)} cases)")
 
 
-@app.command("bench")
+@app.command("bench", cls=_Command)
 def bench_cmd(
     models: Annotated[
         list[Path], typer.Argument(help="Model file(s): checkpoint, .onnx, .engine — compared in one table.")
@@ -411,9 +580,7 @@ def bench_cmd(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Frames per call.")] = 1,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls first.")] = 3,
     iters: Annotated[int, typer.Option("--iters", min=1, help="Timed calls.")] = 10,
-    masks: Annotated[
-        str, typer.Option("--masks", help="HDM checkpoints in the list: torch (the default) | reference.")
-    ] = "torch",
+    masks: MasksOption = None,
     device: Annotated[
         str | None,
         typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
@@ -427,10 +594,16 @@ def bench_cmd(
     from hdm_deploy.runtime import bench
 
     wh = parse_size(size)
-    if masks is not None:
-        _mask_impl(masks)
     for m in models:
         _existing_model(m)
+    if masks is not None and "torch" not in {model_kind_of(m) for m in models}:
+        refuse_inapplicable(model_kind_of(models[0]), masks=masks)
+    masks = mask_impl(masks)
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
+
+    refuse_overwrite(models, [json_path])
+    if json_path is not None:
+        probe_writable(json_path.parent)
     total = len(models) * (warmup + iters)
     from rich.progress import Progress
 
@@ -445,7 +618,9 @@ def bench_cmd(
             runner_options={"masks": masks, "device": device, "plugin_lib": plugin_lib},
             progress=lambda _i: progress.advance(task),
         )
-    out.print(bench.render_table(results))
+    print_table(out, bench.render_table(results))
+    if any(model_kind_of(m) == "torch" for m in models):
+        console.print(f"[dim]checkpoints ran with --masks {masks}[/]", highlight=False)
     if json_path:
         bench.write_json(results, json_path)
 
@@ -453,7 +628,7 @@ def bench_cmd(
 # ---- DCP region masks (dcp/) -------------------------------------------------------------------------
 
 
-@app.command("masks")
+@app.command("masks", cls=_Command)
 def masks_cmd(
     image: Annotated[Path, typer.Argument(help="Input image (any size ≥ 4×4; RGB, RGBA, grey, 16-bit).")],
     output: Annotated[
@@ -468,11 +643,21 @@ def masks_cmd(
     impl: Annotated[str, typer.Option("--impl", help="reference | torch | onnx")] = "reference",
 ) -> None:
     """The 5 DCP region masks of an image (as the published code computes them), drawn as an overlay."""
+    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
     from hdm_deploy.families.hdm.dcp import render
     from hdm_deploy.runtime.image_io import read_image
 
     picture_path = render.check_picture_suffix(output)  # before minutes of work
-    result = render.compute(read_image(_existing(image, "image", "give an image file")).rgb8, impl)
+    _existing(image, "image", "give an image file")
+    if save_npy is not None and save_npy.suffix.lower() != ".npy":
+        raise OutputPathError(f"--save-npy {save_npy} must end in .npy", "e.g. --save-npy masks.npy")
+    refuse_overwrite([image], [picture_path, save_npy])
+    if save_npy is not None and same_path(picture_path, save_npy):
+        raise OutputPathError("-o and --save-npy name the same file", "give two different files")
+    for target in (picture_path, save_npy):
+        if target is not None:
+            probe_writable(target.parent)
+    result = render.compute(read_image(image).rgb8, impl)
     render.write_picture(picture_path, render.overlay(result))
     if save_npy is not None:
         render.write_npy(save_npy, result.masks)
@@ -483,7 +668,7 @@ def masks_cmd(
 # ---- plugins: build-plugin (plugins/) --------------------------------------------------------------
 
 
-@app.command("build-plugin")
+@app.command("build-plugin", cls=_Command)
 def build_plugin_cmd(
     cuda_arch: Annotated[
         list[str] | None,
@@ -509,13 +694,22 @@ def build_plugin_cmd(
         typer.Option(
             "--kernels-only",
             help="Build only the CUDA kernels (no TensorRT plugin); without it, missing headers fail.",
+            metavar="",
         ),
     ] = False,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show the CMake output.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show the CMake output.", metavar="")
+    ] = False,
 ) -> None:
     """Build the HdmDeformConv CUDA kernels and TensorRT plugin library with CMake."""
     from hdm_deploy.plugins import build_plugin
 
+    if tensorrt_root is not None and not (tensorrt_root / "include" / "NvInfer.h").is_file():
+        found = "does not exist" if not tensorrt_root.exists() else "has no include/NvInfer.h"
+        raise EnvironmentProblem(
+            f"--tensorrt-root {tensorrt_root} {found}",
+            "pass the TensorRT root that holds include/NvInfer.h (e.g. /usr or /usr/local/tensorrt)",
+        )
     with console.status("building libhdm_deploy_plugins.so (CMake + nvcc)..."):
         result = build_plugin(
             build_dir,
@@ -532,6 +726,11 @@ def build_plugin_cmd(
         if result.tensorrt_version
         else "[yellow]kernels only (--kernels-only): no TensorRT plugin built[/]"
     )
+    if tensorrt_root is not None and not result.tensorrt_version:
+        raise EnvironmentProblem(
+            f"the TensorRT plugin was not built although --tensorrt-root {tensorrt_root} was given",
+            "re-run with --verbose to see why CMake did not find TensorRT",
+        )
     console.print(f"CUDA {result.cuda_version}, sm_{', sm_'.join(result.cuda_archs)}; {trt}")
     out.print(f"[bold green]plugin library:[/] {result.library}", highlight=False)
 
@@ -539,7 +738,7 @@ def build_plugin_cmd(
 # ---- TensorRT: build-engine, doctor (engines/, runtime/doctor.py) ----------------------------------
 
 
-@app.command("build-engine")
+@app.command("build-engine", cls=_Command)
 def build_engine_cmd(
     model: Annotated[
         Path, typer.Argument(help="ONNX model from `hdm-deploy export` (FP16: export --precision fp16).")
@@ -548,7 +747,10 @@ def build_engine_cmd(
         Path | None, typer.Option("-o", "--output", help="Engine file (default: MODEL.engine).")
     ] = None,
     fp16: Annotated[
-        bool, typer.Option("--fp16", help="FP16 engine (needs a graph exported with --precision fp16).")
+        bool,
+        typer.Option(
+            "--fp16", help="FP16 engine (needs a graph exported with --precision fp16).", metavar=""
+        ),
     ] = False,
     min_shape: Annotated[
         str | None, typer.Option("--min", help="Smallest input NxHxW (default 1x64x64).")
@@ -570,18 +772,23 @@ def build_engine_cmd(
     strongly_typed: Annotated[
         bool | None,
         typer.Option(
-            "--strongly-typed/--no-strongly-typed", help="Default: strongly typed on TensorRT ≥ 10."
+            "--strongly-typed/--no-strongly-typed",
+            help="Default: strongly typed on TensorRT ≥ 10.",
+            metavar="",
         ),
     ] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.", metavar="")] = False,
 ) -> None:
     """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model."""
     from hdm_deploy.cli.tensorrt_report import run_build_engine
+    from hdm_deploy.core.fs import refuse_overwrite
 
+    _existing(model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError)
+    refuse_overwrite(
+        [model, plugin_lib], [output, output.with_name(output.name + ".json") if output else None]
+    )
     run_build_engine(
-        _existing(
-            model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
-        ),
+        model,
         output,
         fp16=fp16,
         min_shape=min_shape,
@@ -597,14 +804,17 @@ def build_engine_cmd(
     )
 
 
-@app.command("trtexec-args")
+@app.command("trtexec-args", cls=_Command)
 def trtexec_args_cmd(
     model: Annotated[Path, typer.Argument(help="ONNX model from `hdm-deploy export`.")],
     trt: Annotated[
         str, typer.Option("--trt", help="TensorRT version trtexec belongs to: 8.5 | 8.6 | 10 | 10.x | 11.")
     ] = "10",
     fp16: Annotated[
-        bool, typer.Option("--fp16", help="FP16 engine (needs a graph exported with --precision fp16).")
+        bool,
+        typer.Option(
+            "--fp16", help="FP16 engine (needs a graph exported with --precision fp16).", metavar=""
+        ),
     ] = False,
     engine: Annotated[
         Path | None, typer.Option("--engine", help="Engine file trtexec writes (default: MODEL.engine).")
@@ -656,7 +866,7 @@ def trtexec_args_cmd(
     out.print(shlex.join(["trtexec", *plan.args]), highlight=False, soft_wrap=True)
 
 
-@app.command("doctor")
+@app.command("doctor", cls=_Command)
 def doctor_cmd(
     model: Annotated[
         Path | None, typer.Argument(help="ONNX model to check against TensorRT's ONNX parser.")
@@ -668,14 +878,20 @@ def doctor_cmd(
             help="TensorRT version(s) to check: 8.5, 8.6, 10.3, 10.13, 11 (default: found, else all).",
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Every problem with its node and fix.", metavar="")
+    ] = False,
 ) -> None:
-    """Versions found, the Jetson guide that applies here, and a TensorRT import check of a graph."""
+    """Versions found, the Jetson guide, and a per-version TensorRT import verdict of a graph.
+
+    Exit 1 when the graph fails on any checked version (--trt, else the TensorRT found, else all known)."""
     from hdm_deploy.cli.tensorrt_report import run_doctor
 
     ok = run_doctor(
         _existing(model, "ONNX model", "give the path of an .onnx file", ModelFormatError) if model else None,
         trt or [],
         out=out,
+        verbose=verbose,
     )
     if not ok:
         raise typer.Exit(1)
@@ -714,14 +930,20 @@ def _existing_model(path: Path, what: str = "model", hint: str | None = None) ->
     )
 
 
-MASK_IMPLS = ("reference", "torch")
+def _onnx_output(path: Path) -> Path:
+    """An ONNX output path must end in .onnx (``export -o e.xyz`` would write a file nothing loads)."""
+    if path.suffix.lower() != ".onnx":
+        raise OutputPathError(f"output {path} must end in .onnx", f"e.g. -o {path.with_suffix('.onnx').name}")
+    if path.is_dir():
+        raise OutputPathError(f"output {path} is a folder", "name the .onnx file to write")
+    return path
 
 
-def _mask_impl(masks: str) -> str:
-    """``--masks`` of PyTorch models, checked here so that a typo is one line, not a traceback."""
-    if masks not in MASK_IMPLS:
-        raise HdmDeployError(f"unknown --masks {masks!r}", f"use --masks {' or --masks '.join(MASK_IMPLS)}")
-    return masks
+def same_path(a: Path, b: Path) -> bool:
+    """Same file, existing or not (new outputs compare by absolute path)."""
+    from hdm_deploy.core.fs import same_file
+
+    return same_file(a, b) or a.absolute() == b.absolute()
 
 
 if __name__ == "__main__":

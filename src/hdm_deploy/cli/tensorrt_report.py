@@ -8,6 +8,8 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
+from hdm_deploy.cli.render import print_table
+from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.tensorrt.builder import build_engine, make_progress_monitor
 from hdm_deploy.tensorrt.doctor import (
     KNOWN,
@@ -17,6 +19,26 @@ from hdm_deploy.tensorrt.doctor import (
     nearest_known,
     plugin_available,
 )
+from hdm_deploy.tensorrt.flags import parse_version
+
+#: TensorRT releases (major, minor) that exist; a --trt outside them is a typo, not a table lookup.
+RELEASES = (
+    {(8, m) for m in range(7)}
+    | {(9, m) for m in range(4)}
+    | {(10, m) for m in range(17)}
+    | {(11, m) for m in range(2)}
+)
+
+
+def check_release(version: str) -> str:
+    """``--trt`` must name a TensorRT release (``9.9`` is refused, naming the table it would have used)."""
+    parsed = (*parse_version(version), 0)[:2]  # HdmDeployError for garbage
+    if tuple(parsed) not in RELEASES:
+        raise HdmDeployError(
+            f"--trt {version} is not a TensorRT release we know (nearest table: {nearest_known(version)})",
+            f"use one of {', '.join(KNOWN)} or a real release such as 10.5",
+        )
+    return version
 
 
 def run_build_engine(  # pragma: no cover - needs TensorRT
@@ -69,11 +91,11 @@ def run_build_engine(  # pragma: no cover - needs TensorRT
     out.print(table)
 
 
-def run_doctor(model: Path | None, trt_versions: list[str], out: Console) -> bool:
+def run_doctor(model: Path | None, trt_versions: list[str], out: Console, verbose: bool = False) -> bool:
     """Print versions, the Jetson guide and (with a model) the op check; False when errors were found."""
 
     for version in trt_versions:  # a typo in --trt is one line (HdmDeployError), before any probing
-        nearest_known(version)
+        check_release(version)
     v = detect_versions()
     table = Table(title="hdm-deploy doctor", show_header=False)
     for name, ver in v.python_packages.items():
@@ -87,27 +109,42 @@ def run_doctor(model: Path | None, trt_versions: list[str], out: Console) -> boo
     table.add_row(
         "guide", f"{guide[0]} → {guide[1]}" if guide else "x86: docs/jetson.md#x86-gpus (any TensorRT ≥ 8.5)"
     )
-    out.print(table)
+    print_table(out, table)
     if model is None:
         return True
 
     versions = trt_versions or ([v.tensorrt] if v.tensorrt else list(KNOWN))
     has_plugin = plugin_available()
     ok = True
+    details = []
+    out.print(f"{model.name}: TensorRT ONNX parser check, one line per version", highlight=False)
     for version in versions:
         report = check_graph(model, version, has_plugin)
-        rows = [i for i in report.issues if i.severity != "info"]
-        title = f"{model.name} vs TensorRT {version} parser (table {report.table}, {report.ops} nodes)"
-        if not rows:
-            out.print(f"[green]✓[/] {title}: every op imports")
-            continue
-        t = Table(title=title)
+        errors = [i for i in report.issues if i.severity == "error"]
+        warnings = [i for i in report.issues if i.severity == "warning"]
+        table_note = "" if report.table == version else f" (table {report.table})"
+        if errors:
+            ops = ", ".join(dict.fromkeys(i.op for i in errors))
+            verdict = f"[red]✗ FAILS[/]  {len(errors)} error{'s' * (len(errors) != 1)}: {ops}"
+        elif warnings:
+            verdict = f"[yellow]✓ OK[/] with {len(warnings)} warning{'s' * (len(warnings) != 1)}"
+        else:
+            verdict = "[green]✓ OK[/]  every op imports"
+        out.print(f"  TensorRT {version}{table_note}: {verdict}", highlight=False)
+        if errors or warnings:
+            details.append((version, report, errors + warnings))
+        ok = ok and report.ok
+    if details and not verbose:
+        out.print("[dim]details (nodes, fixes): --verbose[/]")
+    for version, report, issues in details if verbose else []:
+        t = Table(
+            title=f"TensorRT {version} (table {report.table}, {report.ops} nodes)", title_justify="left"
+        )
         for col in ("", "op", "node", "problem", "fix"):
-            t.add_column(col, overflow="fold")
-        for i in rows:
+            t.add_column(col)
+        for i in issues:
             mark = "[red]✗[/]" if i.severity == "error" else "[yellow]![/]"
             t.add_row(mark, i.op, i.where, i.message, i.fix)
-        out.print(t)
-        ok = ok and report.ok
-    # Only a check against the TensorRT in use (found or named with --trt) decides the exit code.
-    return ok if (trt_versions or v.tensorrt) else True
+        print_table(out, t)
+    # Exit code: 1 when any checked version fails (the requested ones, the installed one, else all known).
+    return ok

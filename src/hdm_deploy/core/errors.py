@@ -1,10 +1,22 @@
 """Typed errors. Every error a user can cause carries a hint that says what to do next.
 
 The CLI prints ``str(error)`` as one line (message plus hint) and exits with ``exit_code``;
-``--debug`` shows the traceback instead.
+``--debug`` shows the traceback instead. Exit codes mean one thing each:
+
+====  ===================================================================================
+0     success
+1     a check failed (:class:`ParityError`: parity, the export self-check)
+2     bad usage, input or model (:class:`HdmDeployError` and most subclasses)
+3     the environment (:class:`EnvironmentProblem`: permissions, read-only or full disk,
+      out of memory, missing CUDA/TensorRT/compiler)
+4     completed, but some inputs were skipped (folder, video, animated GIF)
+130   interrupted (Ctrl-C); 143 terminated (SIGTERM)
+====  ===================================================================================
 """
 
 from __future__ import annotations
+
+import errno
 
 
 class HdmDeployError(Exception):
@@ -12,10 +24,12 @@ class HdmDeployError(Exception):
 
     exit_code = 2
 
-    def __init__(self, message: str, hint: str | None = None):
+    def __init__(self, message: str, hint: str | None = None, *, exit_code: int | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        if exit_code is not None:  # one instance of a class that is mostly the other kind
+            self.exit_code = exit_code
 
     def __str__(self) -> str:
         return f"{self.message} ({self.hint})" if self.hint else self.message
@@ -43,19 +57,22 @@ class ParityError(HdmDeployError):
     exit_code = 1
 
 
+class OutputPathError(HdmDeployError):
+    """An output path cannot be used: it would overwrite an input, or its kind/suffix is wrong."""
+
+
 class EnvironmentProblem(HdmDeployError):
-    """The machine, not the input: permissions, a read-only or full disk, memory, a missing runtime
-    (CUDA, TensorRT, ONNX Runtime, a compiler). Exit code 3."""
+    """The machine, not the user's input: permissions, read-only or full disk, memory, missing tools."""
 
     exit_code = 3
 
 
 class PluginBuildError(EnvironmentProblem):
-    """The C++/CUDA plugin library could not be built or found (compiler, CUDA or headers missing)."""
+    """The C++/CUDA plugin library could not be built or found (compiler, CUDA, TensorRT headers)."""
 
 
 class TensorRTUnavailableError(EnvironmentProblem):
-    """TensorRT (or CUDA) is not installed where it is needed."""
+    """TensorRT (or its CUDA bindings) is not installed where it is needed."""
 
 
 class EngineMismatchError(HdmDeployError):
@@ -76,6 +93,60 @@ def first_line(exc: BaseException, limit: int = 300) -> str:
         if line.strip():
             return line.strip()[:limit]
     return type(exc).__name__
+
+
+#: Substrings of framework allocator failures (PyTorch CPU/CUDA, ONNX Runtime, TensorRT).
+ALLOCATOR_MARKERS = (
+    "not enough memory",
+    "defaultcpuallocator",
+    "out of memory",
+    "bad_alloc",
+    "failed to allocate memory",
+    "cannot allocate memory",
+)
+
+_OS_HINTS = {
+    errno.EACCES: "permission denied: choose a folder you can write to, or fix its permissions",
+    errno.EPERM: "operation not permitted (an immutable or protected file?): choose another path",
+    errno.EROFS: "the file system is read-only: write the output somewhere else",
+    errno.ENOSPC: "the disk is full: free space or write the output somewhere else",
+    errno.EDQUOT: "the disk quota is exhausted: free space or write the output somewhere else",
+    errno.ENOMEM: "out of memory: close other programs or use a smaller input",
+    errno.EISDIR: "a folder is in the way of a file: choose another output name",
+    errno.ENOTDIR: "a file is in the way of a folder: choose another output path",
+    errno.ENAMETOOLONG: "the file name is too long: choose a shorter one",
+}
+
+
+def is_allocator_error(exc: BaseException) -> bool:
+    """True for a framework's out-of-memory error (torch ``OutOfMemoryError``, ORT ``bad_alloc``, ...)."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc).lower()
+    return any(marker in text for marker in ALLOCATOR_MARKERS)
+
+
+def environment_problem(exc: BaseException, doing: str | None = None) -> HdmDeployError | None:
+    """The one-line error for an ``OSError``, ``MemoryError`` or allocator error, else None.
+
+    Most become :class:`EnvironmentProblem` (exit 3); a missing file (``FileNotFoundError``) is a bad
+    path (exit 2). ``doing`` ("writing out/a.png") prefixes the message.
+    """
+    prefix = f"{doing}: " if doing else ""
+    if isinstance(exc, OSError):
+        where = getattr(exc, "filename", None)
+        reason = exc.strerror or first_line(exc)
+        text = f"{prefix}{reason}" + (f": {where}" if where and str(where) not in prefix else "")
+        if isinstance(exc, FileNotFoundError):
+            return HdmDeployError(text, "check the path")
+        hint = _OS_HINTS.get(exc.errno or -1, "check the path, its permissions and the free disk space")
+        return EnvironmentProblem(text, hint)
+    if is_allocator_error(exc):
+        return EnvironmentProblem(
+            f"{prefix}out of memory ({first_line(exc, 160)})",
+            "use a smaller input, the ONNX model, or --device cuda; close other programs",
+        )
+    return None
 
 
 TORCH_HINT = "pip install 'hdm-deploy[torch]'"

@@ -96,6 +96,11 @@ def read_state_dict(
         ) from exc
     except (RuntimeError, EOFError, OSError, ValueError) as exc:
         raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc, 200)})") from exc
+    except Exception as exc:  # junk bytes reach torch's legacy unpickler: KeyError: 101, struct.error, …
+        raise CheckpointError(
+            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 120)})",
+            "give a file written by torch.save (.pk/.pt/.pth)",
+        ) from exc
     state, meta = _unwrap(obj, path)
     return clean_state_dict(state), meta
 

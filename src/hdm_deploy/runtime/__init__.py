@@ -24,6 +24,7 @@ __all__ = [
     "BACKEND_OPTIONS",
     "Prediction",
     "Runner",
+    "check_options",
     "device_for",
     "load_runner",
     "model_kind",
@@ -51,7 +52,7 @@ def check_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
         flags = ", ".join("--" + k.replace("_", "-") for k in unusable)
         users = [n for n, opts in BACKEND_OPTIONS.items() if set(unusable) <= opts]
         raise HdmDeployError(
-            f"{flags} cannot apply to {_KIND_NAMES[kind]}",
+            f"{flags} does not apply to {_KIND_NAMES[kind]}",
             f"it applies to {' or '.join(_KIND_NAMES[u] for u in users)}; leave it out"
             if users
             else "leave it out",

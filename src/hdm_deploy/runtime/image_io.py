@@ -8,6 +8,9 @@ applied on read so phone photos are upright.
 
 from __future__ import annotations
 
+import contextlib
+import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,10 +18,10 @@ import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from hdm_deploy.core.errors import InputImageError
+from hdm_deploy.core.errors import InputImageError, first_line
 from hdm_deploy.core.fs import atomic_path
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pnm", ".gif")
 #: Suffixes whose formats can hold more than 8 bits per sample (read with OpenCV first).
 DEEP_SUFFIXES = (".png", ".tif", ".tiff", ".ppm", ".pgm", ".pnm")
 #: Pillow modes we convert and how the output is written back.
@@ -79,11 +82,73 @@ def _from_16bit(path: Path, arr: np.ndarray) -> LoadedImage:
     )
 
 
-def read_image(path: str | Path) -> LoadedImage:
-    """Read any common image as uint8 RGB, remembering layout, bit depth and alpha for the output."""
+#: Default ``--max-pixels``: 100 MP (a 12 MP phone photo, 8K video frames, 50 MP camera RAW exports pass).
+DEFAULT_MAX_PIXELS = 100_000_000
+
+
+@contextlib.contextmanager
+def _no_bomb_warning():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+
+
+def check_image_header(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int] | None:
+    """Size (W, H) from the file header only — no pixel decoded — checked against ``max_pixels``
+    (None for the few 16-bit/float files only OpenCV can parse).
+
+    Also refuses empty files and animated images (every frame or none: HDM enhances single
+    images; a GIF/APNG/WebP animation would lose all frames but the first).
+    """
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise InputImageError(f"{path}: cannot read ({exc.strerror})") from None
+    if size == 0:
+        raise InputImageError(f"{path}: empty file (0 bytes)", "the file was not written completely")
+    try:
+        with _no_bomb_warning(), Image.open(path) as im:  # lazy: reads the header only
+            w, h = im.size
+            frames = getattr(im, "n_frames", 1)
+    except Image.DecompressionBombError as exc:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        size_text = f"{int(found.group(1)) / 1e6:.0f} MP" if found else "too many pixels"
+        raise InputImageError(
+            f"{path}: image too large ({size_text}; Pillow refuses more than "
+            f"{2 * (Image.MAX_IMAGE_PIXELS or 0) / 1e6:.0f} MP as a decompression bomb)",
+            "downscale it",
+        ) from None
+    except UnidentifiedImageError:
+        if path.suffix.lower() in DEEP_SUFFIXES:
+            return None  # float TIFF/PNG variants Pillow cannot parse: OpenCV decides (and refuses floats)
+        raise InputImageError(
+            f"{path}: not a readable image ({size} bytes of unknown content)",
+            f"use one of {', '.join(IMAGE_SUFFIXES)}",
+        ) from None
+    except OSError as exc:
+        raise InputImageError(f"{path}: cannot read image ({first_line(exc)})") from None
+    if max_pixels and w * h > max_pixels:
+        raise InputImageError(
+            f"{path}: image {w}×{h} ({w * h / 1e6:.0f} MP) is larger than --max-pixels {max_pixels / 1e6:g} MP",
+            "downscale it, or raise --max-pixels if the machine has the memory",
+        )
+    if frames > 1:
+        raise InputImageError(
+            f"{path}: animated image with {frames} frames; only still images are enhanced",
+            "split it into frames (e.g. ffmpeg -i in.gif f%03d.png) or convert it to a video",
+        )
+    return w, h
+
+
+def read_image(path: str | Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read any common image as uint8 RGB, remembering layout, bit depth and alpha for the output.
+
+    The header is checked first (:func:`check_image_header`): size limit, empty and animated files.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputImageError(f"image not found: {path}")
+    check_image_header(path, max_pixels)
     # OpenCV only for formats that can hold 16-bit (or float) samples, which Pillow would truncate;
     # every other file is decoded once, by Pillow.
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED) if path.suffix.lower() in DEEP_SUFFIXES else None
@@ -95,7 +160,7 @@ def read_image(path: str | Path) -> LoadedImage:
             "convert the image to 8- or 16-bit integer PNG/TIFF",
         )
     try:
-        with Image.open(path) as im:
+        with _no_bomb_warning(), Image.open(path) as im:  # the size was checked against --max-pixels
             im = ImageOps.exif_transpose(im)
             mode = im.mode
             if mode not in _MODE_LAYOUT:
@@ -170,9 +235,12 @@ def write_image(path: str | Path, data: np.ndarray, quality: int = 95) -> Path:
         code = cv2.COLOR_RGBA2BGRA if data.shape[2] == 4 else cv2.COLOR_RGB2BGR
         bgr = cv2.cvtColor(np.ascontiguousarray(data), code)
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if suffix in (".jpg", ".jpeg") else []
+    ok, encoded = cv2.imencode(suffix, bgr, params)
+    if not ok:
+        raise InputImageError(f"OpenCV could not encode {path}")
+    # Written by Python, not OpenCV: a full disk or a read-only folder is a real OSError (exit 3).
     with atomic_path(path) as tmp:
-        if not cv2.imwrite(str(tmp), bgr, params):
-            raise InputImageError(f"OpenCV could not write {path}")
+        tmp.write_bytes(encoded.tobytes())
     return path
 
 

@@ -19,7 +19,13 @@ import numpy as np
 import onnx
 
 from hdm_deploy.core.device import device_for, parse_device
-from hdm_deploy.core.errors import EnvironmentProblem, InputImageError, ModelFormatError, first_line
+from hdm_deploy.core.errors import (
+    EnvironmentProblem,
+    InputImageError,
+    ModelFormatError,
+    environment_problem,
+    first_line,
+)
 from hdm_deploy.core.runner import Prediction, Runner, check_max_pixels, quantize
 from hdm_deploy.graph import onnx_io
 from hdm_deploy.graph.flavours import convert_deform, detect_flavour
@@ -174,12 +180,10 @@ class OnnxRuntimeRunner(Runner):
         try:
             values = self.session.run(None, {self.facts.input_name: feed})
         except Exception as exc:
+            problem = environment_problem(exc, f"ONNX Runtime on a {list(frames.shape)} batch")
+            if problem is not None:  # bad_alloc / "Failed to allocate memory": exit 3, not a bad input
+                raise problem from exc
             msg = first_line(exc)
-            if "bad_alloc" in msg or "allocate memory" in msg.lower():
-                raise EnvironmentProblem(
-                    f"ONNX Runtime ran out of memory on a {list(frames.shape)} batch",
-                    "use a smaller batch or frame, or a machine with more memory",
-                ) from exc
             raise InputImageError(f"ONNX Runtime failed on a {list(frames.shape)} batch: {msg}") from exc
         outputs = dict(zip(self.output_names, values, strict=True))
         enhanced = outputs.pop("enhanced", values[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +10,9 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+with contextlib.suppress(AttributeError):  # our errors say it in one line; no FFmpeg chatter
+    cv2.setLogLevel(2)  # LOG_LEVEL_ERROR; 0 = silent would hide real crashes
 
 from hdm_deploy.core.errors import InputImageError
 from hdm_deploy.core.fs import discard, temp_path_beside
@@ -30,10 +34,13 @@ def is_video(path: str | Path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
+def open_video(path: str | Path, max_pixels: int | None = None) -> tuple[cv2.VideoCapture, VideoInfo]:
+    """Open a video and read its properties (no frame decoded); frames larger than ``max_pixels`` are refused."""
     path = Path(path)
     if not path.is_file():
         raise InputImageError(f"video not found: {path}")
+    if path.stat().st_size == 0:
+        raise InputImageError(f"{path}: empty file (0 bytes)", "the file was not written completely")
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise InputImageError(
@@ -45,6 +52,12 @@ def open_video(path: str | Path) -> tuple[cv2.VideoCapture, VideoInfo]:
         fps=float(cap.get(cv2.CAP_PROP_FPS)) or 25.0,
         frames=max(int(cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0),
     )
+    if max_pixels and info.width * info.height > max_pixels:
+        cap.release()
+        raise InputImageError(
+            f"{path}: video frames {info.width}×{info.height} are larger than --max-pixels {max_pixels / 1e6:g} MP",
+            "downscale the video, or raise --max-pixels if the machine has the memory",
+        )
     return cap, info
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from hdm_deploy.core.device import device_for
-from hdm_deploy.core.errors import HdmDeployError
+from hdm_deploy.core.errors import EnvironmentProblem, HdmDeployError
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.hdm.checkpoint import load_checkpoint
 from hdm_deploy.families.hdm.family import MIN_SIDE
@@ -39,6 +39,20 @@ def pick_device(device: str | int | None = None) -> torch.device:
     return torch.device(name)
 
 
+#: Peak extra memory of one CPU forward pass, bytes per frame pixel = A + B × width
+#: (``python benchmarks/torch_memory.py``, torch masks, 640×480: 232 B/px at width 8, 1333 at 64 (published);
+#: 1080p at width 64 ≈ 2.8 GB, as the README measured).
+BYTES_PER_PIXEL_BASE = 80
+BYTES_PER_PIXEL_PER_WIDTH = 20
+
+
+def cpu_bytes_needed(frames_shape: tuple[int, ...], width: int) -> int:
+    """Estimated peak memory of the PyTorch CPU path for a ``[N, H, W, 3]`` batch."""
+    n, h, w = (int(x) for x in frames_shape[:3])
+    hp, wp = -(-h // 4) * 4, -(-w // 4) * 4
+    return int(n * hp * wp * (BYTES_PER_PIXEL_BASE + BYTES_PER_PIXEL_PER_WIDTH * width))
+
+
 class TorchRunner(Runner):
     """HDM in PyTorch with reference (published, CPU) or torch (batched, on-device) DCP masks."""
 
@@ -62,8 +76,29 @@ class TorchRunner(Runner):
             (model or load_checkpoint(path, trust_checkpoint=trust_checkpoint)).eval().to(self.device)
         )
 
+    #: Refuse a CPU batch the machine has not the memory for (instead of dying in the allocator).
+    memory_guard = True
+
     def run(self, frames: np.ndarray) -> Prediction:
+        if self.memory_guard and self.device.type == "cpu":
+            self.check_memory(frames.shape)
         return enhance(self.model, frames, self.masks)
+
+    def check_memory(self, frames_shape: tuple[int, ...]) -> None:
+        """:class:`EnvironmentProblem` (exit 3) when a batch would need more memory than is available."""
+        from hdm_deploy.core.memory import available_bytes
+
+        need = cpu_bytes_needed(frames_shape, self.model.config.width)
+        available = available_bytes()
+        if available is not None and need > available:
+            n, h, w = frames_shape[:3]
+            batch = f"{n}×" if n > 1 else ""
+            raise EnvironmentProblem(
+                f"a {batch}{w}×{h} frame needs about {need / 1e9:.1f} GB on the PyTorch CPU path; "
+                f"{available / 1e9:.1f} GB is available",
+                "use the ONNX model (hdm-deploy export, then infer -m model.onnx) or --device cuda, "
+                "or downscale the input",
+            )
 
     def describe(self) -> dict[str, Any]:
         cfg = self.model.config

@@ -77,7 +77,7 @@ FUNCTION = DCP_FUNCTION
 TOPK_LIMIT = 3839
 #: Default size bound of the function (sets the TopK constant): 3840 × 2160 pixels (K = 519). ORT's
 #: TopK is ~2.5× cheaper for K ≤ ~520 than for K ≈ 1000 at 1080p; pass ``max_pixels`` for larger inputs.
-DEFAULT_MAX_PIXELS = 3840 * 2160
+DEFAULT_MAX_PIXELS = 7680 * 4320
 FLOAT_LOWEST = float(np.finfo(np.float32).min)
 
 

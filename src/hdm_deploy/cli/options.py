@@ -1,0 +1,69 @@
+"""Shared CLI options and the checks that refuse options which cannot apply (before any work)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hdm_deploy.core.errors import HdmDeployError
+from hdm_deploy.core.runner import model_kind
+from hdm_deploy.runtime import check_options
+
+#: Exit code of a run that completed but skipped some inputs (folder, video, animated image).
+EXIT_SKIPPED = 4
+
+#: ``--masks`` choices: DCP masks of PyTorch checkpoints.
+MASK_IMPLS = ("reference", "torch")
+#: The default everywhere (infer, parity, bench): the published numpy/OpenCV pipeline.
+DEFAULT_MASKS = "reference"
+
+MasksOption = Annotated[
+    str | None,
+    typer.Option(
+        "--masks",
+        help="DCP masks of PyTorch checkpoints: reference (the published numpy/OpenCV pipeline; default) "
+        "| torch (batched, on device, as in the exported graph). Refused for other models.",
+    ),
+]
+
+#: ``--max-pixels`` default, in megapixels (a 12 MP phone photo and 8K frames pass).
+DEFAULT_MAX_MEGAPIXELS = 100.0
+
+
+def inapplicable_option(kind: str, **options: Any) -> HdmDeployError | None:
+    """The error for the given options (not None/False) that a model of ``kind`` cannot use — the
+    runtime's own rule (:data:`hdm_deploy.runtime.BACKEND_OPTIONS`), checked before any work."""
+    try:
+        check_options(kind, options)
+    except HdmDeployError as exc:
+        return exc
+    return None
+
+
+def refuse_inapplicable(kind: str, **options: Any) -> None:
+    """Raise :func:`inapplicable_option`'s error, if any."""
+    error = inapplicable_option(kind, **options)
+    if error is not None:
+        raise error
+
+
+def model_kind_of(model: Path | None) -> str:
+    """'torch' | 'onnx' | 'engine' (no model: the bundled sample checkpoint)."""
+    return "torch" if model is None else model_kind(model)
+
+
+def mask_impl(masks: str | None) -> str:
+    """``--masks`` value (default :data:`DEFAULT_MASKS`), a typo as one line."""
+    masks = masks or DEFAULT_MASKS
+    if masks not in MASK_IMPLS:
+        raise HdmDeployError(f"unknown --masks {masks!r}", f"use --masks {' or --masks '.join(MASK_IMPLS)}")
+    return masks
+
+
+def percent(value: float | None, flag: str) -> float | None:
+    """A percentage option in 0..100 (``--identical-min 200`` would never pass: refused)."""
+    if value is not None and not 0.0 <= value <= 100.0:
+        raise HdmDeployError(f"{flag} {value:g} is not a percentage", f"give {flag} between 0 and 100")
+    return value
