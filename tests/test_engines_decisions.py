@@ -223,7 +223,10 @@ def test_find_plugin_library(tmp_path, monkeypatch):
     monkeypatch.setenv(ENV_VAR, str(lib))
     import hdm_deploy.plugins as plugins_pkg
 
-    monkeypatch.delattr(plugins_pkg, "find_plugin_library", raising=False)
+    def not_built(*_a, **_k):
+        raise PluginBuildError("not built")
+
+    monkeypatch.setattr(plugins_pkg, "find_plugin_library", not_built)
     assert find_plugin_library() == lib
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent.so"))
     for required in (False, True):  # set on purpose: an error, never a silent fallback
@@ -345,7 +348,7 @@ def test_publish_engine_writes_the_sidecar_first(tmp_path, monkeypatch):
             raise OSError("disk full")
         return real(target, data)
 
-    monkeypatch.setattr(_fs, "atomic_write_bytes", fail_on_engine)
+    monkeypatch.setattr("hdm_deploy.tensorrt.sidecar.atomic_write_bytes", fail_on_engine)
     other = tmp_path / "other.engine"
     with pytest.raises(OSError):
         publish_engine(other, b"plan", make_sidecar())

@@ -18,7 +18,6 @@ from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 RUNTIME_MODULES = sorted(f"hdm_deploy.runtime.{m.name}" for m in pkgutil.iter_modules(runtime_pkg.__path__))
 #: torch-free modules outside runtime/ that runtime code and devices use
 TORCH_FREE_EXTRA = [
-    "hdm_deploy.export",
     "hdm_deploy.graph.onnx_io",
     "hdm_deploy.graph.flavours",
     "hdm_deploy.graph.deform_decompose",

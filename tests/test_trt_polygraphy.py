@@ -418,12 +418,12 @@ def test_cudart_on_this_machine_if_libcudart_loads():
 
 @pytest.fixture(scope="module")
 def fp16_graphs(tmp_path_factory):
-    from _onnx_graphs import hdm_like
+    from _onnx_graphs import DCP_FUNCTION, hdm_like
     from hdm_deploy.graph import flavours
     from hdm_deploy.graph.precision import apply_fp16_policy
 
     d = tmp_path_factory.mktemp("trtexec")
-    model = apply_fp16_policy(hdm_like("plugin"))
+    model = apply_fp16_policy(hdm_like("plugin"), fp32_functions=[DCP_FUNCTION])
     functions, inlined = d / "fn.onnx", d / "inl.onnx"
     onnx.save(model, functions)
     onnx.save(flavours.inline_functions(model, check=False), inlined)
@@ -464,11 +464,11 @@ def test_trtexec_layer_names_are_the_inlined_node_names(fp16_graphs):
     names = [n for n, _ in precisions]
     assert {p for _, p in precisions} == {"fp32"} and names == plan.pinned_layers
     assert set(names) <= node_names  # TensorRT's parser names each layer after its node
-    assert {"dcp_min__1", "dcp_pool__1", "dcp_div__1"} <= set(names)  # inlined DCP body (float outputs)
-    assert not {"dcp_ge__1", "dcp_and__1"} & set(names)  # bool outputs: not pinned
+    assert {"dcp_min", "dcp_pool", "dcp_div"} <= set(names)  # inlined DCP body (float outputs)
+    assert not {"dcp_ge", "dcp_and"} & set(names)  # bool outputs: not pinned
     assert not any(n.startswith("dcp_ax") for n in names)  # Constants: no layer of that name
     outputs = dict(s.rsplit(":", 1) for s in _arg(plan.args, "--layerOutputTypes").split(","))
-    assert set(outputs) <= set(names) and outputs["dcp_min__1"] == "fp32"
+    assert set(outputs) <= set(names) and outputs["dcp_min"] == "fp32"
 
 
 def test_trtexec_refuses_what_it_cannot_express(fp16_graphs, tmp_path, monkeypatch):

@@ -393,14 +393,18 @@ def test_an_instance_may_say_it_is_a_usage_error():
 
 
 def test_onnxruntime_allocation_failure_is_an_environment_problem(monkeypatch):
+    from hdm_deploy.graph.metadata import model_facts
     from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 
     class Session:
         def run(self, *args):
             raise RuntimeError("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : bad_alloc")
 
-    runner = object.__new__(OnnxRuntimeRunner)
-    runner.session, runner.max_pixels, runner.io, runner.input_name = Session(), None, "uint8", "image"
+        def get_outputs(self):
+            return [type("Out", (), {"name": "enhanced"})()]
+
+    facts = model_facts({"family": "hdm"}, "image", "uint8", ["enhanced"])
+    runner = OnnxRuntimeRunner((Session(), facts))
     with pytest.raises(EnvironmentProblem, match="out of memory") as info:
         runner.run(np.zeros((1, 8, 8, 3), np.uint8))
     assert info.value.exit_code == 3

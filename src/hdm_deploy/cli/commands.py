@@ -291,7 +291,7 @@ def infer_cmd(
         with bar:
             summary = enhance_path(runner, source, plan, batch=batch, progress=tick, max_pixels=limit)
     for path, reason in summary.skipped:
-        console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False)
+        console.print(f"[yellow]skipped[/] {path}: {reason}", highlight=False, soft_wrap=True)
     if not summary.outputs:
         raise InputImageError(f"nothing written: {summary.counts()}", "see the skipped files above")
     where = summary.outputs[0] if len(summary.outputs) == 1 else plan.output
@@ -551,9 +551,7 @@ def parity_cmd(
             if images
             else None,
             thresholds=thresholds,
-            reference_options={"masks": masks or "torch"}
-            if ref.suffix.lower() in (".pk", ".pt", ".pth")
-            else {"masks": masks},
+            reference_options={} if golden_ref else {"masks": masks},
             heatmap_dir=heatmap,
             runner_options={"device": device, "plugin_lib": plugin_lib},
             progress=progress,
@@ -708,7 +706,8 @@ def build_plugin_cmd(
         found = "does not exist" if not tensorrt_root.exists() else "has no include/NvInfer.h"
         raise EnvironmentProblem(
             f"--tensorrt-root {tensorrt_root} {found}",
-            "pass the TensorRT root that holds include/NvInfer.h (e.g. /usr or /usr/local/tensorrt)",
+            "pass the TensorRT root that holds include/NvInfer.h (e.g. /usr or /usr/local/tensorrt), "
+            "or build the CUDA kernels alone with --kernels-only",
         )
     with console.status("building libhdm_deploy_plugins.so (CMake + nvcc)..."):
         result = build_plugin(
