@@ -9,7 +9,7 @@ shows the traceback. Heavy imports (torch, onnxruntime, tensorrt) happen inside 
 from __future__ import annotations
 
 import contextlib
-import os
+import shlex
 import signal
 import warnings
 from pathlib import Path
@@ -17,6 +17,8 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from typer.core import TyperCommand, TyperGroup
 
 from hdm_deploy import __version__
@@ -30,7 +32,9 @@ from hdm_deploy.cli.options import (
     refuse_inapplicable,
 )
 from hdm_deploy.cli.render import print_table
+from hdm_deploy.cli.tensorrt_report import run_build_engine, run_doctor
 from hdm_deploy.core.errors import (
+    CheckpointError,
     EnvironmentProblem,
     HdmDeployError,
     HdmDeployWarning,
@@ -38,13 +42,20 @@ from hdm_deploy.core.errors import (
     ModelFormatError,
     OutputPathError,
     environment_problem,
+    missing_dependency,
 )
-
-# OpenCV/FFmpeg print their own log lines ("moov atom not found"); our errors say it in one line.
-# Must be set before cv2 is first imported (runtime modules import it lazily from the commands).
-os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
-os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+from hdm_deploy.core.fs import probe_writable, refuse_overwrite, same_file
 from hdm_deploy.core.sizes import parse_size
+from hdm_deploy.families.hdm.dcp import render
+from hdm_deploy.graph.flavours import convert_file, detect_flavour
+from hdm_deploy.graph.golden import golden_path_for
+from hdm_deploy.plugins import build_plugin
+from hdm_deploy.runtime import bench, load_runner, parity
+from hdm_deploy.runtime.image_io import check_image_header, list_images, read_image
+from hdm_deploy.runtime.infer import enhance_path, plan_outputs
+from hdm_deploy.runtime.parity import default_golden_for, render_table
+from hdm_deploy.runtime.video_io import open_video
+from hdm_deploy.tensorrt.trtexec import trtexec_plan
 
 console = Console(stderr=True)
 _python_showwarning = warnings.showwarning
@@ -134,7 +145,6 @@ class _OneLineErrors(_PlainHelpFlag, TyperGroup):
             error = _one_line(exc)
             if error is None or _state["debug"]:
                 raise
-            from rich.markup import escape  # messages hold [brackets]: hdm-deploy[torch], shapes
 
             console.print(f"[bold red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(error.exit_code) from None
@@ -180,8 +190,6 @@ def _main(
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     """Our warnings as one yellow line on stderr; everyone else's as Python prints them."""
     if issubclass(category, HdmDeployWarning):
-        from rich.markup import escape
-
         console.print(f"[yellow]warning:[/] {escape(str(message))}")
     else:
         _python_showwarning(message, category, filename, lineno, file, line)
@@ -193,7 +201,6 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 def _progress_bar(description: str):
     """A rich progress bar on stderr and a ``tick(advance, total)`` callback for library code."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     bar = Progress(
         TextColumn("[bold]{task.description}"),
@@ -255,8 +262,6 @@ def infer_cmd(
     ] = DEFAULT_MAX_MEGAPIXELS,
 ) -> None:
     """Enhance an image, a folder or a video with a PyTorch, ONNX or TensorRT model (default: the bundled sample)."""
-    from hdm_deploy.runtime import load_runner
-    from hdm_deploy.runtime.infer import enhance_path, plan_outputs
 
     # Everything that can be wrong with the arguments is checked before the model loads.
     _existing(source, "input", "give an image, a folder of images or a video")
@@ -266,17 +271,12 @@ def infer_cmd(
     refuse_inapplicable(kind, masks=masks, plugin_lib=plugin_lib, trust_checkpoint=trust_checkpoint)
     masks = mask_impl(masks)
     plan = plan_outputs(source, output)
-    from hdm_deploy.core.fs import refuse_overwrite
 
     refuse_overwrite([model], [dst for _, dst in plan.targets])
     limit = int(max_pixels * 1e6)
     if plan.kind == "image":  # a single input is checked from its header before the model loads
-        from hdm_deploy.runtime.image_io import check_image_header
-
         check_image_header(source, limit)
     elif plan.kind == "video":
-        from hdm_deploy.runtime.video_io import open_video
-
         open_video(source, limit)[0].release()
     with load_runner(
         model, masks=masks, device=device, trust_checkpoint=trust_checkpoint or None, plugin_lib=plugin_lib
@@ -365,13 +365,9 @@ def export_cmd(
     try:
         from hdm_deploy.export.exporter import export_onnx
     except ImportError as exc:  # torch is an extra: a Jetson running ONNX/TensorRT only lacks it
-        from hdm_deploy.core.errors import missing_dependency
-
         raise missing_dependency("export", exc) from exc
 
     max_w, max_h = parse_size(max_size)
-    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
-    from hdm_deploy.graph.golden import golden_path_for
 
     if checkpoint is not None:
         _existing_model(checkpoint, "checkpoint")
@@ -399,13 +395,9 @@ def export_cmd(
     except HdmDeployError as exc:
         report = getattr(exc, "report", None)
         if report is not None:
-            from hdm_deploy.runtime.parity import render_table
-
             print_table(out, render_table(report))
         raise
     if result.verification is not None:
-        from hdm_deploy.runtime.parity import render_table
-
         print_table(out, render_table(result.verification))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
@@ -431,13 +423,11 @@ def convert_cmd(
     ] = False,
 ) -> None:
     """Rewrite the DeformConv nodes to another flavour (lossless), optionally inlining functions."""
-    from hdm_deploy.graph.flavours import convert_file, detect_flavour
 
     src = _existing(
         model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
     )
     dst = output or src.with_name(f"{src.stem}.{deform}{'.inlined' if inline_functions else ''}.onnx")
-    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
 
     _onnx_output(dst)
     refuse_overwrite([src], [dst])
@@ -490,9 +480,6 @@ def parity_cmd(
     ] = None,
 ) -> None:
     """Compare a model with PyTorch (checkpoint) or a golden bundle; non-zero exit on failure."""
-    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
-    from hdm_deploy.runtime import parity
-    from hdm_deploy.runtime.parity import default_golden_for
 
     _existing_model(model)
     ref = reference or default_golden_for(model)
@@ -515,8 +502,6 @@ def parity_cmd(
     percent(mask_min, "--mask-min")
     inputs = [model, ref, images]
     if images is not None and images.is_dir():
-        from hdm_deploy.runtime.image_io import list_images
-
         inputs += list_images(images)
     refuse_overwrite(inputs, [json_path, junit_path])
     if heatmap is not None:
@@ -589,7 +574,6 @@ def bench_cmd(
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the timings as JSON.")] = None,
 ) -> None:
     """Latency (median, p90) and throughput per model, warm-up excluded."""
-    from hdm_deploy.runtime import bench
 
     wh = parse_size(size)
     for m in models:
@@ -597,13 +581,11 @@ def bench_cmd(
     if masks is not None and "torch" not in {model_kind_of(m) for m in models}:
         refuse_inapplicable(model_kind_of(models[0]), masks=masks)
     masks = mask_impl(masks)
-    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
 
     refuse_overwrite(models, [json_path])
     if json_path is not None:
         probe_writable(json_path.parent)
     total = len(models) * (warmup + iters)
-    from rich.progress import Progress
 
     with Progress(console=console, transient=True) as progress:
         task = progress.add_task("benchmarking", total=total)
@@ -641,9 +623,6 @@ def masks_cmd(
     impl: Annotated[str, typer.Option("--impl", help="reference | torch | onnx")] = "reference",
 ) -> None:
     """The 5 DCP region masks of an image (as the published code computes them), drawn as an overlay."""
-    from hdm_deploy.core.fs import probe_writable, refuse_overwrite
-    from hdm_deploy.families.hdm.dcp import render
-    from hdm_deploy.runtime.image_io import read_image
 
     picture_path = render.check_picture_suffix(output)  # before minutes of work
     _existing(image, "image", "give an image file")
@@ -700,7 +679,6 @@ def build_plugin_cmd(
     ] = False,
 ) -> None:
     """Build the HdmDeformConv CUDA kernels and TensorRT plugin library with CMake."""
-    from hdm_deploy.plugins import build_plugin
 
     if tensorrt_root is not None and not (tensorrt_root / "include" / "NvInfer.h").is_file():
         found = "does not exist" if not tensorrt_root.exists() else "has no include/NvInfer.h"
@@ -779,8 +757,6 @@ def build_engine_cmd(
     verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.", metavar="")] = False,
 ) -> None:
     """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model."""
-    from hdm_deploy.cli.tensorrt_report import run_build_engine
-    from hdm_deploy.core.fs import refuse_overwrite
 
     _existing(model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError)
     refuse_overwrite(
@@ -842,9 +818,6 @@ def trtexec_args_cmd(
     ] = None,
 ) -> None:
     """Print the trtexec command that builds the engine `build-engine` would (profile, FP32 islands, plugin)."""
-    import shlex
-
-    from hdm_deploy.tensorrt.trtexec import trtexec_plan
 
     plan = trtexec_plan(
         _existing(
@@ -884,7 +857,6 @@ def doctor_cmd(
     """Versions found, the Jetson guide, and a per-version TensorRT import verdict of a graph.
 
     Exit 1 when the graph fails on any checked version (--trt, else the TensorRT found, else all known)."""
-    from hdm_deploy.cli.tensorrt_report import run_doctor
 
     ok = run_doctor(
         _existing(model, "ONNX model", "give the path of an .onnx file", ModelFormatError) if model else None,
@@ -905,15 +877,12 @@ def _existing(
 ) -> Path:
     """A user-given path, or a one-line ``error`` (default :class:`InputImageError`) with ``hint``."""
     if not path.exists():
-        from hdm_deploy.core.errors import InputImageError
-
         raise (error or InputImageError)(f"{what} not found: {path}", hint or "check the path")
     return path
 
 
 def _existing_model(path: Path, what: str = "model", hint: str | None = None) -> Path:
     """A model file that must exist: :class:`CheckpointError` for checkpoints, else :class:`ModelFormatError`."""
-    from hdm_deploy.core.errors import CheckpointError, ModelFormatError
 
     is_checkpoint = path.suffix.lower() in (".pk", ".pt", ".pth")
     return _existing(
@@ -940,7 +909,6 @@ def _onnx_output(path: Path) -> Path:
 
 def same_path(a: Path, b: Path) -> bool:
     """Same file, existing or not (new outputs compare by absolute path)."""
-    from hdm_deploy.core.fs import same_file
 
     return same_file(a, b) or a.absolute() == b.absolute()
 

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import itertools
 import os
 import re
@@ -105,7 +106,6 @@ def atomic_write_text(target: str | os.PathLike, text: str) -> Path:
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
-    import hashlib
 
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -18,10 +18,13 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+from rich.table import Table
 
 from hdm_deploy.core.errors import InputImageError
 from hdm_deploy.core.fs import atomic_write_text
+from hdm_deploy.core.photos import PHOTOS, read_photo
 from hdm_deploy.core.runner import Runner, model_kind
 from hdm_deploy.runtime import BACKEND_OPTIONS, load_runner
 
@@ -64,9 +67,6 @@ class BenchResult:
 
 def bench_frames(size: tuple[int, int], batch: int = 1) -> np.ndarray:
     """uint8 [batch, H, W, 3]: bundled photographs resized (cycled over the batch)."""
-    import cv2
-
-    from hdm_deploy.core.photos import PHOTOS, read_photo
 
     keys = list(PHOTOS)
     frames = [
@@ -142,7 +142,6 @@ def machine() -> str:
 
 
 def render_table(results: Sequence[BenchResult], title: str | None = None):
-    from rich.table import Table
 
     first = results[0] if results else None
     title = title or (
