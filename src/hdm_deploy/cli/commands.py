@@ -25,11 +25,24 @@ from hdm_deploy import __version__
 from hdm_deploy.cli.options import (
     DEFAULT_MAX_MEGAPIXELS,
     EXIT_SKIPPED,
+    DcpSums,
+    DeviceOption,
+    Flavour,
+    InlineFunctionsOption,
+    IoKind,
+    MaskRender,
     MasksOption,
+    MaxShapeOption,
+    MinShapeOption,
+    OptShapeOption,
+    PluginLibOption,
+    Precision,
+    TrustCheckpointOption,
     mask_impl,
     model_kind_of,
     percent,
     refuse_inapplicable,
+    value,
 )
 from hdm_deploy.cli.render import print_table
 from hdm_deploy.cli.tensorrt_report import run_build_engine, run_doctor
@@ -238,20 +251,10 @@ def infer_cmd(
         ),
     ] = None,
     masks: MasksOption = None,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
-    ] = None,
+    device: DeviceOption = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per inference call.")] = 1,
-    plugin_lib: Annotated[
-        Path | None, typer.Option("--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so to load.")
-    ] = None,
-    trust_checkpoint: Annotated[
-        bool,
-        typer.Option(
-            "--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.", metavar=""
-        ),
-    ] = False,
+    plugin_lib: PluginLibOption = None,
+    trust_checkpoint: TrustCheckpointOption = False,
     max_pixels: Annotated[
         float,
         typer.Option(
@@ -310,22 +313,17 @@ def export_cmd(
     ] = None,
     output: Annotated[Path, typer.Option("-o", "--output", help="ONNX file to write.")] = Path("model.onnx"),
     io: Annotated[
-        str, typer.Option("--io", help="uint8: image uint8 NHWC in/out; float: float32 NCHW in [0,1].")
-    ] = "uint8",
+        IoKind, typer.Option("--io", help="uint8: image uint8 NHWC in/out; float: float32 NCHW in [0,1].")
+    ] = IoKind.uint8,
     deform: Annotated[
-        str,
-        typer.Option("--deform", help="DeformConv flavour: onnx | plugin (TensorRT plugin op) | decompose."),
-    ] = "onnx",
-    inline_functions: Annotated[
-        bool,
-        typer.Option(
-            "--inline-functions", help="Inline local functions (TensorRT < 9 needs it).", metavar=""
-        ),
-    ] = False,
+        Flavour,
+        typer.Option("--deform", help="DeformConv: onnx | plugin (our TensorRT plugin op) | decompose."),
+    ] = Flavour.onnx,
+    inline_functions: InlineFunctionsOption = False,
     opset: Annotated[int, typer.Option("--opset", help="ONNX opset (DeformConv needs 19).")] = 19,
     precision: Annotated[
-        str, typer.Option("--precision", help="fp32 | fp16 (FP16 policy with FP32 islands).")
-    ] = "fp32",
+        Precision, typer.Option("--precision", help="fp16: the FP16 policy with FP32 islands.")
+    ] = Precision.fp32,
     golden: Annotated[
         bool,
         typer.Option(
@@ -338,12 +336,7 @@ def export_cmd(
             "--verify/--no-verify", help="Check the file in ONNX Runtime against PyTorch.", metavar=""
         ),
     ] = True,
-    trust_checkpoint: Annotated[
-        bool,
-        typer.Option(
-            "--trust-checkpoint", help="Allow pickled Python objects in the checkpoint.", metavar=""
-        ),
-    ] = False,
+    trust_checkpoint: TrustCheckpointOption = False,
     max_size: Annotated[
         str,
         typer.Option(
@@ -353,7 +346,7 @@ def export_cmd(
         ),
     ] = "7680x4320",
     dcp_sums: Annotated[
-        str | None,
+        DcpSums | None,
         typer.Option(
             "--dcp-sums",
             help="DCP integer sums: cumsum (fastest in ORT) | doubling (TensorRT). Default: by target.",
@@ -361,6 +354,7 @@ def export_cmd(
     ] = None,
 ) -> None:
     """Export the whole frame path (DCP masks, padding, network, uint8 out) to one ONNX file."""
+    io, deform, precision, dcp_sums = value(io), value(deform), value(precision), value(dcp_sums)
 
     try:
         from hdm_deploy.export.exporter import export_onnx
@@ -412,9 +406,7 @@ def export_cmd(
 @app.command("convert", cls=_Command)
 def convert_cmd(
     model: Annotated[Path, typer.Argument(help="ONNX model written by `hdm-deploy export`.")],
-    deform: Annotated[
-        str, typer.Option("--deform", help="Target DeformConv flavour: onnx | plugin | decompose.")
-    ],
+    deform: Annotated[Flavour, typer.Option("--deform", help="Target DeformConv flavour.")],
     output: Annotated[
         Path | None, typer.Option("-o", "--output", help="Output file (default: MODEL.<flavour>.onnx).")
     ] = None,
@@ -423,6 +415,7 @@ def convert_cmd(
     ] = False,
 ) -> None:
     """Rewrite the DeformConv nodes to another flavour (lossless), optionally inlining functions."""
+    deform = value(deform)
 
     src = _existing(
         model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
@@ -466,13 +459,8 @@ def parity_cmd(
         int | None, typer.Option("--max-abs-u8", help="Maximum |Δ| of uint8 outputs (levels).")
     ] = None,
     masks: MasksOption = None,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
-    ] = None,
-    plugin_lib: Annotated[
-        Path | None, typer.Option("--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so to load.")
-    ] = None,
+    device: DeviceOption = None,
+    plugin_lib: PluginLibOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     junit_path: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
     heatmap: Annotated[
@@ -564,13 +552,8 @@ def bench_cmd(
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls first.")] = 3,
     iters: Annotated[int, typer.Option("--iters", min=1, help="Timed calls.")] = 10,
     masks: MasksOption = None,
-    device: Annotated[
-        str | None,
-        typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available)."),
-    ] = None,
-    plugin_lib: Annotated[
-        Path | None, typer.Option("--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so to load.")
-    ] = None,
+    device: DeviceOption = None,
+    plugin_lib: PluginLibOption = None,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the timings as JSON.")] = None,
 ) -> None:
     """Latency (median, p90) and throughput per model, warm-up excluded."""
@@ -620,9 +603,12 @@ def masks_cmd(
     save_npy: Annotated[
         Path | None, typer.Option("--save-npy", help="Also write the raw float32 [5,1,h,w] masks (.npy).")
     ] = None,
-    impl: Annotated[str, typer.Option("--impl", help="reference | torch | onnx")] = "reference",
+    impl: Annotated[
+        MaskRender, typer.Option("--impl", help="reference (published numpy/OpenCV) | torch | onnx.")
+    ] = MaskRender.reference,
 ) -> None:
     """The 5 DCP region masks of an image (as the published code computes them), drawn as an overlay."""
+    impl = value(impl)
 
     picture_path = render.check_picture_suffix(output)  # before minutes of work
     _existing(image, "image", "give an image file")
@@ -729,15 +715,9 @@ def build_engine_cmd(
             "--fp16", help="FP16 engine (needs a graph exported with --precision fp16).", metavar=""
         ),
     ] = False,
-    min_shape: Annotated[
-        str | None, typer.Option("--min", help="Smallest input NxHxW (default 1x64x64).")
-    ] = None,
-    opt_shape: Annotated[
-        str | None, typer.Option("--opt", help="Input NxHxW tuned for (default 1x720x1280).")
-    ] = None,
-    max_shape: Annotated[
-        str | None, typer.Option("--max", help="Largest input NxHxW (default 1x1080x1920).")
-    ] = None,
+    min_shape: MinShapeOption = None,
+    opt_shape: OptShapeOption = None,
+    max_shape: MaxShapeOption = None,
     plugin_lib: Annotated[
         Path | None,
         typer.Option("--plugin-lib", help="libhdm_deploy_plugins.so (default: found automatically)."),
@@ -798,15 +778,9 @@ def trtexec_args_cmd(
         Path | None,
         typer.Option("--plugin-lib", help="libhdm_deploy_plugins.so as trtexec's machine sees it."),
     ] = None,
-    min_shape: Annotated[
-        str | None, typer.Option("--min", help="Smallest input NxHxW (default 1x64x64).")
-    ] = None,
-    opt_shape: Annotated[
-        str | None, typer.Option("--opt", help="Input NxHxW tuned for (default 1x720x1280).")
-    ] = None,
-    max_shape: Annotated[
-        str | None, typer.Option("--max", help="Largest input NxHxW (default 1x1080x1920).")
-    ] = None,
+    min_shape: MinShapeOption = None,
+    opt_shape: OptShapeOption = None,
+    max_shape: MaxShapeOption = None,
     timing_cache: Annotated[
         Path | None, typer.Option("--timing-cache", help="Timing cache file for --timingCacheFile.")
     ] = None,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
+from hdm_deploy.core.contracts import FLAVOURS, IO_KINDS, PRECISIONS
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.runner import model_kind
 from hdm_deploy.runtime import check_options
@@ -27,6 +29,49 @@ MasksOption = Annotated[
         "| torch (batched, on device, as in the exported graph). Refused for other models.",
     ),
 ]
+
+# ---- choices (typer shows and checks them; commands take ``.value``) -------------------------------
+Flavour = Enum("Flavour", {f: f for f in FLAVOURS}, type=str)  #: ``--deform``
+IoKind = Enum("IoKind", {k: k for k in IO_KINDS}, type=str)  #: ``--io``
+Precision = Enum("Precision", {p: p for p in PRECISIONS}, type=str)  #: ``--precision``
+DcpSums = Enum("DcpSums", {s: s for s in ("cumsum", "doubling")}, type=str)  #: HDM ``--dcp-sums``
+MaskRender = Enum("MaskRender", {s: s for s in ("reference", "torch", "onnx")}, type=str)  #: ``masks --impl``
+
+# ---- options shared by several commands ------------------------------------------------------------
+DeviceOption = Annotated[
+    str | None, typer.Option("--device", help="cpu | cuda | cuda:N | N (default: best available).")
+]
+PluginLibOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--plugin-lib", help="TensorRT engines: libhdm_deploy_plugins.so (default: found automatically)."
+    ),
+]
+TrustCheckpointOption = Annotated[
+    bool,
+    typer.Option(
+        "--trust-checkpoint",
+        help="Allow pickled Python objects in the checkpoint (unpickling can run code).",
+        metavar="",
+    ),
+]
+MinShapeOption = Annotated[str | None, typer.Option("--min", help="Smallest input NxHxW (default 1x64x64).")]
+OptShapeOption = Annotated[
+    str | None, typer.Option("--opt", help="Input NxHxW tuned for (default 1x720x1280).")
+]
+MaxShapeOption = Annotated[
+    str | None, typer.Option("--max", help="Largest input NxHxW (default 1x1080x1920).")
+]
+InlineFunctionsOption = Annotated[
+    bool,
+    typer.Option("--inline-functions", help="Inline local functions (TensorRT < 9 needs it).", metavar=""),
+]
+
+
+def value(choice: Enum | str | None) -> str | None:
+    """The plain string of a choice option (``None`` stays ``None``)."""
+    return choice.value if isinstance(choice, Enum) else choice
+
 
 #: ``--max-pixels`` default, in megapixels (a 12 MP phone photo and 8K frames pass).
 DEFAULT_MAX_MEGAPIXELS = 100.0

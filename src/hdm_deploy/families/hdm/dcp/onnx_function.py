@@ -13,7 +13,7 @@ Built for TensorRT 8.5's ONNX parser as well (JetPack 5.1):
 * only ops its ``docs/operators.md`` (release/8.5-GA) lists as supported — ``tests/test_dcp_onnx.py``
   checks the set —, FP32 data throughout (int64 only for shapes and indices, which TensorRT casts to
   int32); no ``Mod``, ``NonZero``, ``Loop``; no data-dependent output shapes;
-* ``TopK`` with a constant ``K`` (< 3840, from ``max_pixels``, default 3840×2160 → K = 519; see
+* ``TopK`` with a constant ``K`` (< 3840, from ``max_pixels``, default 7680×4320 → K = 2074; see
   :func:`topk_for`): the flattened dc' is padded with ``−FLT_MAX`` up to ``K`` values and the dynamic
   rank ``⌈L/1000⌉`` is gathered from the sorted result;
 * ``Slice`` axes and all window-operation starts/ends are constants; ``Pad`` only in constant (zeros) and
@@ -75,8 +75,9 @@ DOMAIN = DCP_DOMAIN
 FUNCTION = DCP_FUNCTION
 #: TensorRT 8.5 needs TopK's K to be a constant below 3840.
 TOPK_LIMIT = 3839
-#: Default size bound of the function (sets the TopK constant): 3840 × 2160 pixels (K = 519). ORT's
-#: TopK is ~2.5× cheaper for K ≤ ~520 than for K ≈ 1000 at 1080p; pass ``max_pixels`` for larger inputs.
+#: Default size bound of the function (sets the TopK constant): 7680 × 4320 pixels (K = 2074), so 8K
+#: frames and 12 MP phone photos (4032 × 3024) export with the defaults; ``benchmarks/dcp_topk.py``
+#: measures what K costs in ONNX Runtime. Pass ``max_pixels`` for larger inputs.
 DEFAULT_MAX_PIXELS = 7680 * 4320
 FLOAT_LOWEST = float(np.finfo(np.float32).min)
 
