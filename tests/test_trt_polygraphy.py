@@ -599,4 +599,4 @@ def test_predictions_do_not_alias_polygraphys_reused_host_buffers():
     first = runner.run(frames)
     second = runner.run(frames)
     assert first.image.max() == 1 and second.image.max() == 2
-    assert first.masks.max() == 1 and second.masks.max() == 2
+    assert first.extras["masks"].max() == 1 and second.extras["masks"].max() == 2

@@ -165,8 +165,12 @@ class OnnxRuntimeRunner(Runner):
     def io(self) -> str:
         return self.facts.io
 
-    def run(self, frames: np.ndarray) -> Prediction:
+    def validate(self, frames: Any) -> np.ndarray:
+        frames = super().validate(frames)
         check_max_pixels(frames, self.facts.max_pixels, pad_multiple=self.facts.pad_multiple)
+        return frames
+
+    def _run(self, frames: np.ndarray) -> Prediction:
         if self.facts.io == "uint8":
             feed = frames
         else:

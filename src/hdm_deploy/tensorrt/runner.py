@@ -36,7 +36,7 @@ from hdm_deploy.core.errors import (
     HdmDeployWarning,
     InputImageError,
 )
-from hdm_deploy.core.runner import Prediction, Runner, check_frames, quantize
+from hdm_deploy.core.runner import Prediction, Runner, quantize
 from hdm_deploy.tensorrt.profiles import Profile
 
 IMAGE_INPUT = INPUT_NAME
@@ -97,7 +97,9 @@ def to_prediction(outputs: Mapping[str, np.ndarray], layout: str) -> Prediction:
     """Engine outputs → :class:`Prediction` (uint8 I/O gives ``image``; float I/O gives ``image_float`` too)."""
     enhanced = np.asarray(outputs[OUTPUT_NAME])
     extras = {
-        k: np.asarray(v).astype(np.float32, copy=False) if np.asarray(v).dtype == np.float16 else np.asarray(v)
+        k: np.asarray(v).astype(np.float32, copy=False)
+        if np.asarray(v).dtype == np.float16
+        else np.asarray(v)
         for k, v in outputs.items()
         if k != OUTPUT_NAME
     }
@@ -352,8 +354,8 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
                 "the sidecar belongs to another engine; rebuild with `hdm-deploy build-engine`",
             )
 
-    def run(self, frames: Any) -> Prediction:
-        """uint8 [N,H,W,3] host frames → :class:`Prediction` (host). Device arrays go to :meth:`run_device`."""
+    def validate(self, frames: Any) -> np.ndarray:
+        """Host frames only (device arrays go to :meth:`run_device`), checked, and inside the profile."""
         if is_device_array(frames):
             raise InputImageError(
                 "run() takes host frames; this is a device array",
@@ -361,9 +363,14 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
             )
         from hdm_deploy.tensorrt.profiles import check_in_profile
 
-        frames = check_frames(frames, self.min_side)
+        frames = super().validate(frames)
+        n, h, w, _ = frames.shape
+        check_in_profile((n, h, w, 3) if self.profile.layout == "NHWC" else (n, 3, h, w), self.profile)
+        return frames
+
+    def _run(self, frames: np.ndarray) -> Prediction:
+        """uint8 [N,H,W,3] host frames → :class:`Prediction` (host)."""
         x = prepare_input(frames, self.profile.layout, self.image.dtype)
-        check_in_profile(x.shape, self.profile)  # before TensorRT sees the shape
         outputs = self._infer({IMAGE_INPUT: x}, copy_outputs_to_host=True)
         # Polygraphy's host outputs view buffers it reuses on the next call: the Prediction owns copies.
         return to_prediction({k: np.array(v, copy=True) for k, v in outputs.items()}, self.profile.layout)

@@ -62,7 +62,7 @@ class TorchRunner(Runner):
             (model or load_checkpoint(path, trust_checkpoint=trust_checkpoint)).eval().to(self.device)
         )
 
-    def run(self, frames: np.ndarray) -> Prediction:
+    def _run(self, frames: np.ndarray) -> Prediction:
         return enhance(self.model, frames, self.masks)
 
     def describe(self) -> dict[str, Any]:
