@@ -37,7 +37,7 @@ BACKEND_OPTIONS: dict[str, frozenset[str]] = {
     "torch": frozenset({"device", "trust_checkpoint", "arch"}).union(
         *(get_family(n).torch_options for n in names())
     ),
-    "onnx": frozenset({"device", "threads", "optimization", "providers"}),
+    "onnx": frozenset({"device", "threads", "optimization", "providers", "allow_foreign"}),
     "engine": frozenset({"device", "plugin_lib"}),
 }
 #: What each option is called on the command line (for the refusal message).
@@ -49,6 +49,7 @@ _FLAGS = {
     "optimization": "--optimization",
     "providers": "--providers",
     "plugin_lib": "--plugin-lib",
+    "allow_foreign": "--foreign-model",
 }
 _KIND_NAMES = {"torch": "a PyTorch checkpoint", "onnx": "an ONNX model", "engine": "a TensorRT engine"}
 
