@@ -28,7 +28,7 @@ class CountingRunner(Runner):
         self.calls = 0
         self.shapes = []
 
-    def run(self, frames):
+    def _run(self, frames):
         self.calls += 1
         self.shapes.append(frames.shape)
         return Prediction(image=frames)

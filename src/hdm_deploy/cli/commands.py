@@ -28,6 +28,7 @@ from hdm_deploy.cli.options import (
     DcpSums,
     DeviceOption,
     Flavour,
+    ForeignModelOption,
     InlineFunctionsOption,
     IoKind,
     MaskRender,
@@ -254,6 +255,7 @@ def infer_cmd(
     device: DeviceOption = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per inference call.")] = 1,
     plugin_lib: PluginLibOption = None,
+    foreign_model: ForeignModelOption = False,
     trust_checkpoint: TrustCheckpointOption = False,
     max_pixels: Annotated[
         float,
@@ -271,7 +273,13 @@ def infer_cmd(
     if model is not None:
         _existing_model(model)
     kind = model_kind_of(model)
-    refuse_inapplicable(kind, masks=masks, plugin_lib=plugin_lib, trust_checkpoint=trust_checkpoint)
+    refuse_inapplicable(
+        kind,
+        masks=masks,
+        plugin_lib=plugin_lib,
+        trust_checkpoint=trust_checkpoint,
+        allow_foreign=foreign_model,
+    )
     masks = mask_impl(masks)
     plan = plan_outputs(source, output)
 
@@ -282,7 +290,12 @@ def infer_cmd(
     elif plan.kind == "video":
         open_video(source, limit)[0].release()
     with load_runner(
-        model, masks=masks, device=device, trust_checkpoint=trust_checkpoint or None, plugin_lib=plugin_lib
+        model,
+        masks=masks if kind == "torch" else None,
+        device=device,
+        trust_checkpoint=trust_checkpoint or None,
+        plugin_lib=plugin_lib,
+        allow_foreign=foreign_model or None,
     ) as runner:
         info = runner.describe()
         console.print(
@@ -461,6 +474,7 @@ def parity_cmd(
     masks: MasksOption = None,
     device: DeviceOption = None,
     plugin_lib: PluginLibOption = None,
+    foreign_model: ForeignModelOption = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the report as JSON.")] = None,
     junit_path: Annotated[Path | None, typer.Option("--junit", help="Write a JUnit XML report.")] = None,
     heatmap: Annotated[
@@ -524,9 +538,13 @@ def parity_cmd(
             if images
             else None,
             thresholds=thresholds,
-            reference_options={} if golden_ref else {"masks": masks},
+            reference_options={"masks": masks} if model_kind_of(ref) == "torch" and not golden_ref else {},
             heatmap_dir=heatmap,
-            runner_options={"device": device, "plugin_lib": plugin_lib},
+            runner_options={
+                "device": device,
+                "plugin_lib": plugin_lib,
+                "allow_foreign": foreign_model or None,
+            },
             progress=progress,
         )
     print_table(out, parity.render_table(report))
@@ -554,6 +572,7 @@ def bench_cmd(
     masks: MasksOption = None,
     device: DeviceOption = None,
     plugin_lib: PluginLibOption = None,
+    foreign_model: ForeignModelOption = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the timings as JSON.")] = None,
 ) -> None:
     """Latency (median, p90) and throughput per model, warm-up excluded."""
@@ -578,7 +597,12 @@ def bench_cmd(
             batch,
             warmup,
             iters,
-            runner_options={"masks": masks, "device": device, "plugin_lib": plugin_lib},
+            runner_options={
+                "masks": masks,
+                "device": device,
+                "plugin_lib": plugin_lib,
+                "allow_foreign": foreign_model or None,
+            },
             progress=lambda _i: progress.advance(task),
         )
     print_table(out, bench.render_table(results))

@@ -55,6 +55,14 @@ TrustCheckpointOption = Annotated[
         metavar="",
     ),
 ]
+ForeignModelOption = Annotated[
+    bool,
+    typer.Option(
+        "--foreign-model",
+        help="Run an ONNX graph with hdm-deploy's I/O names but no hdm-deploy metadata.",
+        metavar="",
+    ),
+]
 MinShapeOption = Annotated[str | None, typer.Option("--min", help="Smallest input NxHxW (default 1x64x64).")]
 OptShapeOption = Annotated[
     str | None, typer.Option("--opt", help="Input NxHxW tuned for (default 1x720x1280).")

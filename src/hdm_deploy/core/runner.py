@@ -12,7 +12,7 @@ import abc
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, final
 
 import numpy as np
 
@@ -118,12 +118,28 @@ class Runner(abc.ABC):
     def __init__(self, model_path: str | Path | None):
         self.model_path = Path(model_path) if model_path is not None else None
 
-    @abc.abstractmethod
+    @final
     def run(self, frames: np.ndarray) -> Prediction:
-        """Enhance uint8 RGB frames [N,H,W,3] (all the same size)."""
+        """Enhance uint8 RGB frames [N,H,W,3] (all the same size; one [H,W,3] frame is promoted).
+
+        Concrete on purpose (Polygraphy's ``infer`` → ``infer_impl``): every call is validated by
+        :meth:`validate` before the backend's :meth:`_run` sees it, so no runner can be called
+        with unchecked frames. Subclasses implement :meth:`_run`, and extend :meth:`validate`.
+        """
+        return self._run(self.validate(frames))
+
+    def validate(self, frames: Any) -> np.ndarray:
+        """The frames as a contiguous uint8 [N,H,W,3] batch, or a one-line :class:`InputImageError`:
+        :func:`check_frames` with this model's ``min_side``. Backends add their own checks (largest
+        frame, engine profile) by overriding and calling ``super().validate(frames)`` first."""
+        return check_frames(frames, self.min_side)
+
+    @abc.abstractmethod
+    def _run(self, frames: np.ndarray) -> Prediction:
+        """The backend's inference on frames :meth:`validate` accepted."""
 
     def __call__(self, frames: np.ndarray) -> Prediction:
-        return self.run(check_frames(frames, self.min_side))
+        return self.run(frames)
 
     def describe(self) -> dict[str, Any]:
         """Facts for reports and tables: backend, device/provider, precision, model file."""

@@ -14,7 +14,8 @@ the module to trace, its custom ops and local functions, metadata and golden out
 5. ``onnx.checker`` full check, IR version ≤ 13;
 6. golden bundle (PyTorch outputs on bundled photographs) and a check of the new file in ONNX
    Runtime against it;
-7. atomic writes of ``model.onnx`` and ``model.golden.npz``.
+7. only a verified file is published (renamed from a hidden temporary, with ``model.golden.npz``);
+   one that misses the reference is kept as ``model.failed.onnx`` + ``model.failed.golden.npz``.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from typing import Any
 
 import onnx
 import torch
+from rich.console import Console
 
 from hdm_deploy import __version__
 from hdm_deploy.core.contracts import (
@@ -42,7 +44,7 @@ from hdm_deploy.core.contracts import (
     SUPPORTED_OPSETS,
 )
 from hdm_deploy.core.errors import ExportError, ParityError, first_line
-from hdm_deploy.core.fs import sha256_file
+from hdm_deploy.core.fs import discard, sha256_file, temp_path_beside
 from hdm_deploy.families.base import Family, FamilyExport
 from hdm_deploy.families.checkpoint_io import open_checkpoint
 from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
@@ -90,8 +92,6 @@ class _Steps:
         self.enabled = enabled
         self.times: dict[str, float] = {}
         if enabled and console is None:
-            from rich.console import Console
-
             console = Console(stderr=True)
         self.console = console
 
@@ -348,8 +348,9 @@ def export_onnx(
     """Export a checkpoint (default: the bundled sample) or an in-memory network to ``output``.
 
     ``golden`` writes ``<stem>.golden.npz`` beside it; ``verify`` runs the new file in ONNX Runtime
-    on the golden inputs and raises :class:`ParityError` (after writing) when it misses the bundle's
-    tolerances. ``arch`` names the family (default: found from the state-dict keys);
+    on the golden inputs *before* publishing it and raises :class:`ParityError` when it misses the
+    bundle's tolerances: then ``output`` is not written (nor an existing one touched) and the file
+    and its bundle are kept as :func:`failed_paths` (``STEM.failed.onnx``/``.failed.golden.npz``). ``arch`` names the family (default: found from the state-dict keys);
     ``family_options`` are the family's own (HDM: ``max_pixels``, ``dcp_sums``, ``dcp``).
     """
     _check_options(io, deform, precision, opset)
@@ -392,46 +393,87 @@ def export_onnx(
             )
     if golden_file is not None:
         _graph.set_metadata(proto, {"golden": golden_file.name})
-    with steps("write", f"write {output}" + (f" and {golden_file.name}" if golden_file else "")):
-        _graph.save(proto, output)
+    # Verified before it is published: the file is written under a hidden temporary name, checked
+    # in ONNX Runtime, and only then renamed to ``output`` (with its golden bundle). A file that
+    # misses the reference is kept as STEM.failed.onnx (+ STEM.failed.golden.npz) for inspection —
+    # names no command picks up as a model/golden pair by accident — and ``output`` is not touched.
+    staged = temp_path_beside(output)
+    try:
+        with steps("write", f"write {output.name}" + (f" and {golden_file.name}" if golden_file else "")):
+            _graph.save(proto, staged)
+        result = ExportResult(
+            path=output,
+            golden_path=golden_file,
+            io=io,
+            deform=deform,
+            precision=precision,
+            inline_functions=inline_functions,
+            opset=opset,
+            metadata=_graph.metadata(proto),
+            ops=dict(
+                Counter(
+                    f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in proto.graph.node
+                ).most_common()
+            ),
+            size_bytes=staged.stat().st_size,
+            seconds=steps.times,
+            family=family.name,
+        )
+        if verify and bundle is not None:
+            with steps("verify", "ONNX Runtime vs PyTorch on the golden inputs"):
+                try:
+                    runner = OnnxRuntimeRunner(staged, device="cpu")
+                except Exception as exc:
+                    result.warnings.append(f"not verified: ONNX Runtime cannot load it ({exc})")
+                    runner = None
+                if runner is not None:
+                    with runner:
+                        report = check_parity(
+                            runner, bundle, thresholds=Thresholds.from_dict(bundle.tolerances)
+                        )
+                    report.model = str(output)
+                    report.reference = str(golden_file or "(PyTorch, in memory)")
+                    result.verification = report
+            result.seconds = steps.times
+        if result.verification is not None and not result.verification.passed:
+            raise _failed_export(result, proto, bundle, output)
         if golden_file is not None and bundle is not None:
             write_golden(golden_file, bundle)
-    result = ExportResult(
-        path=output,
-        golden_path=golden_file,
-        io=io,
-        deform=deform,
-        precision=precision,
-        inline_functions=inline_functions,
-        opset=opset,
-        metadata=_graph.metadata(proto),
-        ops=dict(
-            Counter(
-                f"{n.domain}::{n.op_type}" if n.domain else n.op_type for n in proto.graph.node
-            ).most_common()
-        ),
-        size_bytes=output.stat().st_size,
-        seconds=steps.times,
-        family=family.name,
-    )
-    if verify and bundle is not None:
-        with steps("verify", "ONNX Runtime vs PyTorch on the golden inputs"):
-            try:
-                runner = OnnxRuntimeRunner(output, device="cpu")
-            except Exception as exc:
-                result.warnings.append(f"not verified: ONNX Runtime cannot load it ({exc})")
-                runner = None
-            if runner is not None:
-                report = check_parity(runner, bundle, thresholds=Thresholds.from_dict(bundle.tolerances))
-                report.reference = str(golden_file or "(PyTorch, in memory)")
-                result.verification = report
-        result.seconds = steps.times
-        if result.verification is not None and not result.verification.passed:
-            error = ParityError(
-                f"the exported model misses the PyTorch reference: {'; '.join(result.verification.failures[:3])}",
-                f"inspect with `hdm-deploy parity {output} --reference {golden_file or 'CKPT'} --heatmap DIR`",
-            )
-            error.report = result.verification  # type: ignore[attr-defined]
-            error.result = result  # type: ignore[attr-defined]
-            raise error
+        os.replace(staged, output)
+        for stale in failed_paths(output):  # a previous failed attempt's files
+            discard(stale)
+    finally:
+        discard(staged)
     return result
+
+
+FAILED_TAG = "failed"
+
+
+def failed_paths(output: str | os.PathLike) -> tuple[Path, Path]:
+    """Where an export that missed its reference is kept: ``STEM.failed.onnx``, ``STEM.failed.golden.npz``."""
+    output = Path(output)
+    failed = output.with_name(f"{output.stem}.{FAILED_TAG}{output.suffix}")
+    return failed, golden_path_for(failed)
+
+
+def _failed_export(
+    result: ExportResult, proto: onnx.ModelProto, bundle: GoldenBundle | None, output: Path
+) -> ParityError:
+    """Keep the rejected model and its reference under ``.failed.`` names; the error to raise."""
+    failed, failed_golden = failed_paths(output)
+    _graph.set_metadata(proto, {"golden": failed_golden.name})
+    _graph.save(proto, failed)
+    if bundle is not None:
+        write_golden(failed_golden, bundle)
+    report = result.verification
+    result.path, result.golden_path = failed, failed_golden if bundle is not None else None
+    report.model, report.reference = str(failed), str(failed_golden)
+    error = ParityError(
+        f"the exported model misses the PyTorch reference: {'; '.join(report.failures[:3])}; "
+        f"nothing written to {output.name}, kept as {failed.name} for inspection",
+        f"inspect with `hdm-deploy parity {failed} --heatmap DIR`",
+    )
+    error.report = report  # type: ignore[attr-defined]
+    error.result = result  # type: ignore[attr-defined]
+    return error

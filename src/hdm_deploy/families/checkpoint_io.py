@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import pickle
 import re
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,45 @@ def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tenso
     return out
 
 
+#: How torch's weights-only unpickler names what it refused (torch ≥ 2.4), newest wording first:
+#: "Trying to load unsupported GLOBAL posix.system whose module posix is blocked" (module blocklist),
+#: "Unsupported global: GLOBAL mod.fn was not an allowed global by default" (2.4+),
+#: "Unsupported class mod.Cls" (older), "Trying to call reduce for unrecognized function fn",
+#: "Can only create new object for nn.Parameter or classes allowlisted … but got <class …>".
+_REFUSED_GLOBAL = (
+    re.compile(r"unsupported GLOBAL ([\w.]+)", re.IGNORECASE),
+    re.compile(r"GLOBAL ([\w.]+) was not an allowed global"),
+    re.compile(r"Unsupported class ([\w.]+)"),
+    re.compile(r"unrecognized function ([^\s]+(?: of [^\s]+)?)"),
+    re.compile(r"Can only create new object for .* but got (<class '[\w.]+'>|\S+)"),
+    re.compile(r"Can only build .* but got (<class '[\w.]+'>|\S+)"),
+)
+
+
+def code_in_pickle(message: str) -> str | None:
+    """What torch's weights-only unpickler refused because it is code or an arbitrary object (a
+    global, a class, a function to call) — ``None`` when the message is about something else (a
+    corrupt or truncated file)."""
+    for pattern in _REFUSED_GLOBAL:
+        found = pattern.search(message)
+        if found:
+            return found.group(1).strip("<>'").removeprefix("class '")
+    return None
+
+
+def _torch_reason(exc: BaseException) -> str:
+    """torch's reason without its advice to re-run with ``weights_only=False``."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text.split(marker, 1)[1]
+    lines = [x.strip() for x in text.splitlines() if x.strip() and "weights_only" not in x]
+    reason = next(
+        (x for x in lines if not x.startswith("Weights only load failed")), lines[0] if lines else ""
+    )
+    return reason.removeprefix("Weights only load failed.").strip()[:200] or type(exc).__name__
+
+
 def read_state_dict(
     path: str | os.PathLike, trust_checkpoint: bool = False
 ) -> tuple[dict[str, torch.Tensor], dict]:
@@ -77,30 +117,33 @@ def read_state_dict(
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}", "give the path of a .pk/.pt/.pth file")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+        with warnings.catch_warnings():  # torch warns on some junk files before failing on them
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
     except pickle.UnpicklingError as exc:
-        blocked = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(exc))
-        if trust_checkpoint or blocked is None:
+        blocked = None if trust_checkpoint else code_in_pickle(str(exc))
+        if blocked is None:
             raise CheckpointError(
-                f"{path}: not a readable PyTorch checkpoint ({first_line(exc, 200)})"
-            ) from exc
+                f"{path}: not a readable PyTorch checkpoint ({_torch_reason(exc)})"
+            ) from None
         raise CheckpointError(
-            f"{path} holds Python objects beyond tensors ({blocked.group(1)}) and was not loaded",
-            "if you trust its source, re-run with --trust-checkpoint (unpickling can execute code)",
-        ) from exc
+            f"{path} was not loaded: it holds Python objects beyond tensors ({blocked}), and unpickling "
+            "it could run code",
+            "only if you trust its source, re-run with --trust-checkpoint (that unpickles it in full)",
+        ) from None
     except (ImportError, AttributeError) as exc:  # a whole pickled model whose classes are not importable
         raise CheckpointError(
             f"{path} is a pickled Python object whose code is not importable here ({first_line(exc, 200)})",
             "load it where its training code is importable and re-save the weights with "
             "torch.save({'model': net.state_dict()}, PATH)",
         ) from exc
-    except (RuntimeError, EOFError, OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: not a readable PyTorch checkpoint ({first_line(exc, 200)})") from exc
-    except Exception as exc:  # junk bytes reach torch's legacy unpickler: KeyError: 101, struct.error, …
+    except MemoryError:
+        raise
+    except Exception as exc:  # EOF, bad zip, KeyError from a text file … : not a checkpoint
         raise CheckpointError(
-            f"{path}: not a PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 120)})",
-            "give a file written by torch.save (.pk/.pt/.pth)",
-        ) from exc
+            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})",
+            "pass a file written by torch.save",
+        ) from None
     state, meta = _unwrap(obj, path)
     return clean_state_dict(state), meta
 

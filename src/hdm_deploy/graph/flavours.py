@@ -32,7 +32,7 @@ from hdm_deploy.core.contracts import (
     PLUGIN_DOMAIN,
     PLUGIN_OP_TYPE,
 )
-from hdm_deploy.core.errors import ExportError
+from hdm_deploy.core.errors import ExportError, ModelFormatError
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.graph.deform_decompose import DeformSpec, decompose_function, is_decomposed_call
 from hdm_deploy.graph.ir_build import Builder
@@ -274,6 +274,11 @@ def convert_file(
 ) -> Path:
     """``hdm-deploy convert``: read, rewrite (and optionally inline), check, write atomically."""
     model = _graph.load(source)
+    if detect_flavour(model) is None:  # converting is all this command does: an unchanged copy would hide it
+        raise ModelFormatError(
+            f"{source}: no DeformConv nodes: nothing to convert",
+            "give an ONNX file written by `hdm-deploy export` (or convert of one)",
+        )
     converted = convert_deform(model, flavour, check=not inline)
     if inline:
         converted = inline_functions(converted)

@@ -80,7 +80,7 @@ class ModelFacts:
     """What a runner needs to know about an exported graph, from its metadata and I/O.
 
     Files without hdm-deploy metadata get what their I/O says (``io`` from the input's element type)
-    and the neutral frame contract; :func:`hdm_deploy.runtime.loading.recognise` decides whether such
+    and the neutral frame contract; :func:`hdm_deploy.runtime.onnxruntime_runner.recognise` decides whether such
     a file may run at all.
     """
 

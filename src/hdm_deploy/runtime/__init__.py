@@ -38,9 +38,11 @@ BACKEND_OPTIONS: dict[str, frozenset[str]] = {
     "torch": frozenset({"device", "trust_checkpoint", "arch"}).union(
         *(get_family(n).torch_options for n in names())
     ),
-    "onnx": frozenset({"device", "threads", "optimization", "providers"}),
+    "onnx": frozenset({"device", "threads", "optimization", "providers", "allow_foreign"}),
     "engine": frozenset({"device", "plugin_lib"}),
 }
+#: options whose command-line flag is not the option name with dashes
+_FLAG_NAMES = {"allow_foreign": "--foreign-model"}
 _KIND_NAMES = {"torch": "a PyTorch checkpoint", "onnx": "an ONNX model", "engine": "a TensorRT engine"}
 
 
@@ -49,7 +51,7 @@ def check_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
     given = {k: v for k, v in options.items() if v is not None and v is not False}
     unusable = sorted(set(given) - BACKEND_OPTIONS[kind])
     if unusable:
-        flags = ", ".join("--" + k.replace("_", "-") for k in unusable)
+        flags = ", ".join(_FLAG_NAMES.get(k, "--" + k.replace("_", "-")) for k in unusable)
         users = [n for n, opts in BACKEND_OPTIONS.items() if set(unusable) <= opts]
         raise HdmDeployError(
             f"{flags} does not apply to {_KIND_NAMES[kind]}",

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import onnx
 
+from hdm_deploy.core.contracts import INPUT_NAME, OUTPUT_NAME
 from hdm_deploy.core.device import device_for, parse_device
 from hdm_deploy.core.errors import (
     EnvironmentProblem,
@@ -31,7 +32,15 @@ from hdm_deploy.graph import onnx_io
 from hdm_deploy.graph.flavours import convert_deform, detect_flavour
 from hdm_deploy.graph.metadata import ModelFacts, model_facts
 
-__all__ = ["CPU", "CUDA", "OnnxRuntimeRunner", "SessionFromOnnx", "default_providers", "onnxruntime_module"]
+__all__ = [
+    "CPU",
+    "CUDA",
+    "OnnxRuntimeRunner",
+    "SessionFromOnnx",
+    "default_providers",
+    "onnxruntime_module",
+    "recognise",
+]
 
 CPU = "CPUExecutionProvider"
 CUDA = "CUDAExecutionProvider"
@@ -64,6 +73,24 @@ def default_providers(device: str | int | None = None) -> list[str]:
     return [CPU]
 
 
+def recognise(facts: ModelFacts, where: str, allow_foreign: bool = False) -> None:
+    """Refuse (one line, exit 2) a graph that is not an hdm-deploy model: its I/O must be
+    ``image`` → ``enhanced`` (+ extras) and its metadata must name a family (``family``, or the
+    legacy ``model=HDM``). ``allow_foreign`` (CLI ``--foreign-model``) waives only the metadata:
+    a file with the right I/O whose metadata was stripped then runs with the neutral frame contract."""
+    if facts.input_name != INPUT_NAME or OUTPUT_NAME not in facts.output_names:
+        raise ModelFormatError(
+            f"{where} is not an hdm-deploy model: its I/O is {facts.input_name} → "
+            f"{', '.join(facts.output_names) or '(none)'}, not {INPUT_NAME} → {OUTPUT_NAME}",
+            "give an ONNX file written by `hdm-deploy export`",
+        )
+    if facts.family is None and not allow_foreign:
+        raise ModelFormatError(
+            f"{where} has the I/O of an hdm-deploy model but no hdm-deploy metadata (family)",
+            "re-export it with `hdm-deploy export`, or pass --foreign-model to run it anyway",
+        )
+
+
 def read_facts(model: onnx.ModelProto) -> ModelFacts:
     """The runner-relevant facts of a parsed model (metadata, I/O names, input element type)."""
     if not model.graph.input:
@@ -77,7 +104,9 @@ class SessionFromOnnx:
     """Loader: ``SessionFromOnnx(path, device=…)()`` → ``(InferenceSession, ModelFacts, flavour note)``.
 
     ``threads`` sets intra-op threads; ``optimization`` is ORT's graph optimisation level
-    (``all``/``extended``/``basic``/``none``); ``device_id`` picks the CUDA device.
+    (``all``/``extended``/``basic``/``none``); ``device_id`` picks the CUDA device;
+    ``allow_foreign`` runs a graph with hdm-deploy I/O names but no hdm-deploy metadata (see
+    :func:`recognise`; anything else is refused).
     """
 
     def __init__(
@@ -88,6 +117,7 @@ class SessionFromOnnx:
         device: str | int | None = None,
         threads: int | None = None,
         optimization: str = "all",
+        allow_foreign: bool = False,
     ):
         if optimization not in OPTIMIZATION_LEVELS:
             raise ModelFormatError(
@@ -100,12 +130,14 @@ class SessionFromOnnx:
         self.providers = list(providers) if providers else default_providers(device)
         self.threads = threads
         self.optimization = optimization
+        self.allow_foreign = bool(allow_foreign)
 
     def __call__(self):
         ort = onnxruntime_module()
         model = onnx_io.load(self.model)
         where = str(self.model) if not isinstance(self.model, onnx.ModelProto) else "the model"
         facts = read_facts(model)
+        recognise(facts, where, self.allow_foreign)
         flavour = detect_flavour(model)
         rewrite = None
         if flavour == "plugin":  # DeformConv exists from opset 19; below, run the decomposition
@@ -171,8 +203,12 @@ class OnnxRuntimeRunner(Runner):
     def io(self) -> str:
         return self.facts.io
 
-    def run(self, frames: np.ndarray) -> Prediction:
+    def validate(self, frames: Any) -> np.ndarray:
+        frames = super().validate(frames)
         check_max_pixels(frames, self.facts.max_pixels, pad_multiple=self.facts.pad_multiple)
+        return frames
+
+    def _run(self, frames: np.ndarray) -> Prediction:
         if self.facts.io == "uint8":
             feed = frames
         else:

@@ -9,7 +9,12 @@ Per case (one batch of frames) we report
 * ``psnr_db``   — PSNR of the float outputs (uint8/255 when either side has no float output);
 * ``max_abs``   — max |Δ| of the float outputs (``None`` if either side has none: uint8-io graphs);
 * ``max_abs_u8`` — max |Δ| of the uint8 outputs, in levels;
-* ``identical`` — % of pixels whose three uint8 channels are all identical;
+* ``identical`` — % of pixels whose three uint8 channels all match: equal, or one level apart where
+  the reference's float output lies within ``boundary_eps`` of the rounding boundary between the two
+  levels (legitimate float noise — another thread count, another runtime — flips such a value;
+  a real regression moves values by a level away from boundaries too). Needs the reference's float
+  output; without it the match is exact;
+* ``identical_raw`` — % of pixels whose three uint8 channels are all exactly equal (reported only);
 * ``extras_agreement`` — per extra output of the family (HDM: ``masks``), % of spatial positions
   whose vector along the non-spatial axes is identical.
 
@@ -29,13 +34,19 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+import cv2
 import numpy as np
+from rich.table import Table
 
 from hdm_deploy.core.errors import HdmDeployError, InputImageError, ModelFormatError, ParityError
 from hdm_deploy.core.fs import atomic_write_bytes, atomic_write_text
 from hdm_deploy.core.photos import golden_cases
 from hdm_deploy.core.runner import Prediction, Runner
+from hdm_deploy.graph import onnx_io
 from hdm_deploy.graph.golden import GoldenBundle, golden_path_for, load_golden
+from hdm_deploy.runtime import load_runner
+from hdm_deploy.runtime.image_io import IMAGE_SUFFIXES, list_images, read_image
+from hdm_deploy.tensorrt.sidecar import read_sidecar
 
 THRESHOLD_HINT = "raise the tolerance only if the difference is understood; --heatmap DIR shows where it is"
 
@@ -49,6 +60,9 @@ class Thresholds:
     identical_min: float | None = 99.9
     extras_min: float | None = 99.9  #: % agreement of every extra output
     max_abs_u8: int | None = None
+    #: a 1-level flip counts as identical when the reference float is within this of a rounding
+    #: boundary (in [0, 1] units: 1e-4 ≈ 0.026 levels; ≈ 5× the run-to-run noise of PyTorch on a CPU)
+    boundary_eps: float | None = 1e-4
 
     @classmethod
     def from_dict(cls, values: dict[str, Any] | None) -> Thresholds:
@@ -74,7 +88,11 @@ class CaseResult:
     psnr_db: float | None = None
     max_abs: float | None = None
     max_abs_u8: int | None = None
+    #: a 1-level flip counts as identical when the reference float is within this of a rounding
+    #: boundary (in [0, 1] units: 1e-4 ≈ 0.026 levels; ≈ 5× the run-to-run noise of PyTorch on a CPU)
+    boundary_eps: float | None = 1e-4
     identical: float | None = None
+    identical_raw: float | None = None
     extras_agreement: dict[str, float] = field(default_factory=dict)
     seconds: float = 0.0
     failures: list[str] = field(default_factory=list)
@@ -143,13 +161,9 @@ def default_golden_for(model_path: str | os.PathLike) -> Path:
     named = None
     try:
         if p.suffix == ".onnx":
-            from hdm_deploy.graph import onnx_io as _graph
-
-            model = _graph.load(p, external_data=False)
+            model = onnx_io.load(p, external_data=False)
             named = {m.key: m.value for m in model.metadata_props}.get("golden")
         elif p.suffix in (".engine", ".plan"):
-            from hdm_deploy.tensorrt.sidecar import read_sidecar
-
             sidecar = read_sidecar(p, required=False)
             named = sidecar.model_metadata.get("golden") if sidecar else None
     except ModelFormatError:
@@ -170,6 +184,24 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return 100.0 * float(np.mean(same))
 
 
+def matching_levels(
+    pred8: np.ndarray, ref8: np.ndarray, ref_float: np.ndarray | None, boundary_eps: float | None
+) -> np.ndarray:
+    """Per value (uint8 NHWC), whether ``pred8`` matches ``ref8``: equal, or one level apart with the
+    reference float ``x`` (NCHW in [0, 1]) within ``boundary_eps`` of the boundary ``k + 0.5`` between
+    the two levels (``x·255`` rounds to either under float noise of that size)."""
+    pred8, ref8 = pred8.astype(np.int16), ref8.astype(np.int16)
+    same = pred8 == ref8
+    if ref_float is None or not boundary_eps or ref_float.shape != ref8.transpose(0, 3, 1, 2).shape:
+        return same
+    scaled = np.clip(ref_float.astype(np.float64), 0.0, 1.0).transpose(0, 2, 3, 1) * 255.0
+    boundary = np.floor(scaled - 0.5) + 0.5  # the nearest k + 0.5 at or below x·255 …
+    boundary = np.where(scaled - boundary > 0.5, boundary + 1.0, boundary)  # … or above it
+    near = np.abs(scaled - boundary) <= boundary_eps * 255.0
+    straddles = np.minimum(pred8, ref8) == boundary - 0.5  # the two levels are k and k + 1
+    return same | ((np.abs(pred8 - ref8) == 1) & near & straddles)
+
+
 def compare(
     name: str,
     pred: Prediction,
@@ -186,7 +218,10 @@ def compare(
         return res
     a8, b8 = pred.image.astype(np.int16), ref.image.astype(np.int16)
     res.max_abs_u8 = int(np.abs(a8 - b8).max())
-    res.identical = 100.0 * float(np.mean(np.all(a8 == b8, axis=-1)))
+    res.identical_raw = 100.0 * float(np.mean(np.all(a8 == b8, axis=-1)))
+    res.identical = 100.0 * float(
+        np.mean(np.all(matching_levels(a8, b8, ref.image_float, t.boundary_eps), axis=-1))
+    )
     if (
         pred.image_float is not None
         and ref.image_float is not None
@@ -235,7 +270,6 @@ def abs_diff_map(pred: Prediction, ref: Prediction) -> np.ndarray:
 
 def write_heatmaps(directory: str | os.PathLike, name: str, pred: Prediction, ref: Prediction) -> list[Path]:
     """Colour-mapped |Δ| pictures (inferno; black = 0, bright = the case's max |Δ|, printed on it)."""
-    import cv2
 
     directory = Path(directory)
     paths = []
@@ -278,7 +312,6 @@ def _prediction_of(case) -> Prediction:
 
 def image_cases(directory: str | os.PathLike) -> list[tuple[str, np.ndarray]]:
     """(file name, uint8 [1,H,W,3]) for every image in a folder (read like ``infer`` reads them)."""
-    from hdm_deploy.runtime.image_io import IMAGE_SUFFIXES, list_images, read_image
 
     directory = Path(directory)
     if directory.is_file():
@@ -360,7 +393,6 @@ def run_parity(
     """``hdm-deploy parity``: open both sides, compare, return the report (does not raise).
     ``runner_options``/``reference_options`` go to :func:`~hdm_deploy.runtime.load_runner` for the
     model and for a reference model file (e.g. HDM's ``masks="torch"`` for a checkpoint)."""
-    from hdm_deploy.runtime import load_runner
 
     ref_path = Path(reference)
     bundle = load_golden(ref_path) if ref_path.suffix.lower() == ".npz" else None
@@ -392,14 +424,22 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def render_table(report: ParityReport):
     """A rich Table: one row per case, failing cells in red."""
-    from rich.table import Table
 
     t = report.thresholds
     limits = [
         f"PSNR ≥ {t.psnr_min:g} dB" if t.psnr_min is not None else None,
         f"max |Δ| ≤ {t.max_abs:g}" if t.max_abs is not None else None,
         f"max |Δ| u8 ≤ {t.max_abs_u8}" if t.max_abs_u8 is not None else None,
-        f"identical ≥ {t.identical_min:g} %" if t.identical_min is not None else None,
+        (
+            f"identical ≥ {t.identical_min:g} %"
+            + (
+                f" (1-level flips within {t.boundary_eps:g} of a rounding boundary count)"
+                if t.boundary_eps
+                else ""
+            )
+            if t.identical_min is not None
+            else None
+        ),
         f"extra outputs ≥ {t.extras_min:g} % equal" if t.extras_min is not None else None,
     ]
     extras = sorted({k for c in report.cases for k in c.extras_agreement})
@@ -416,6 +456,7 @@ def render_table(report: ParityReport):
         "max |Δ|",
         "max |Δ| u8",
         "identical %",
+        "exact %",
         *(f"{e} %" for e in extras),
         "result",
     ):
@@ -437,6 +478,7 @@ def render_table(report: ParityReport):
             cell("max_abs", ".3g"),
             cell("max_abs_u8", "d"),
             cell("identical", ".3f"),
+            cell("identical_raw", ".3f"),
             *(cell(f"{e}_agreement", ".3f") for e in extras),
             "[green]pass[/]" if c.passed else "[bold red]FAIL[/]",
         )

@@ -39,7 +39,7 @@ from hdm_deploy.core.errors import (
     TensorRTUnavailableError,
 )
 from hdm_deploy.core.fs import sha256_file
-from hdm_deploy.core.runner import Prediction, Runner, check_frames, quantize
+from hdm_deploy.core.runner import Prediction, Runner, quantize
 from hdm_deploy.tensorrt import cudart
 from hdm_deploy.tensorrt.builder import import_polygraphy_trt, import_tensorrt
 from hdm_deploy.tensorrt.flags import MIN_TRT, parse_version
@@ -352,17 +352,22 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
                 "the sidecar belongs to another engine; rebuild with `hdm-deploy build-engine`",
             )
 
-    def run(self, frames: Any) -> Prediction:
-        """uint8 [N,H,W,3] host frames → :class:`Prediction` (host). Device arrays go to :meth:`run_device`."""
+    def validate(self, frames: Any) -> np.ndarray:
+        """Host frames only (device arrays go to :meth:`run_device`), checked, and inside the profile."""
         if is_device_array(frames):
             raise InputImageError(
                 "run() takes host frames; this is a device array",
                 "use runner.run_device(x) for torch CUDA tensors / CuPy arrays (outputs stay on the GPU)",
             )
 
-        frames = check_frames(frames, self.min_side)
+        frames = super().validate(frames)
+        n, h, w, _ = frames.shape
+        check_in_profile((n, h, w, 3) if self.profile.layout == "NHWC" else (n, 3, h, w), self.profile)
+        return frames
+
+    def _run(self, frames: np.ndarray) -> Prediction:
+        """uint8 [N,H,W,3] host frames → :class:`Prediction` (host)."""
         x = prepare_input(frames, self.profile.layout, self.image.dtype)
-        check_in_profile(x.shape, self.profile)  # before TensorRT sees the shape
         outputs = self._infer({IMAGE_INPUT: x}, copy_outputs_to_host=True)
         # Polygraphy's host outputs view buffers it reuses on the next call: the Prediction owns copies.
         return to_prediction({k: np.array(v, copy=True) for k, v in outputs.items()}, self.profile.layout)

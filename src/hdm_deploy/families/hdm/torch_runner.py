@@ -10,6 +10,7 @@ import torch
 
 from hdm_deploy.core.device import device_for
 from hdm_deploy.core.errors import EnvironmentProblem, HdmDeployError
+from hdm_deploy.core.memory import available_bytes
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.hdm.checkpoint import load_checkpoint
 from hdm_deploy.families.hdm.family import MIN_SIDE
@@ -79,14 +80,13 @@ class TorchRunner(Runner):
     #: Refuse a CPU batch the machine has not the memory for (instead of dying in the allocator).
     memory_guard = True
 
-    def run(self, frames: np.ndarray) -> Prediction:
+    def _run(self, frames: np.ndarray) -> Prediction:
         if self.memory_guard and self.device.type == "cpu":
             self.check_memory(frames.shape)
         return enhance(self.model, frames, self.masks)
 
     def check_memory(self, frames_shape: tuple[int, ...]) -> None:
         """:class:`EnvironmentProblem` (exit 3) when a batch would need more memory than is available."""
-        from hdm_deploy.core.memory import available_bytes
 
         need = cpu_bytes_needed(frames_shape, self.model.config.width)
         available = available_bytes()
