@@ -1,4 +1,5 @@
-"""Shared, cached small exports for the export/ORT/parity/bench tests (one export per process).
+"""Shared, cached small exports for the export/ORT/parity/bench tests (one export per process),
+written into the session's export folder (``tests/conftest.py``: ``tmp_path_factory``).
 
 Small HDM (width 8, one group of one block) with non-zero deformable offsets, exported with the
 stand-in DCP masks (``_dcp_standin``) so these tests exercise the exporter, not the DCP function.
@@ -6,16 +7,17 @@ stand-in DCP masks (``_dcp_standin``) so these tests exercise the exporter, not 
 
 from __future__ import annotations
 
-import atexit
 import functools
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
-_TMP = Path(tempfile.mkdtemp(prefix="hdm_export_tests_"))
-atexit.register(shutil.rmtree, _TMP, ignore_errors=True)
+_FOLDER: list[Path] = []
+
+
+def use_folder(folder: Path) -> None:
+    """Where the exports of this session go (set once by ``conftest.py``'s session fixture)."""
+    _FOLDER[:] = [folder]
 
 
 @functools.cache
@@ -41,7 +43,7 @@ def small_export(io: str = "uint8", deform: str = "onnx", inline: bool = False, 
     name = f"small_{io}_{deform}{'_inl' if inline else ''}.onnx"
     return export_onnx(
         small_model(),
-        _TMP / name,
+        tmp_dir() / name,
         io=io,
         deform=deform,
         inline_functions=inline,
@@ -72,4 +74,6 @@ def photo_frames(width: int, height: int, batch: int = 1) -> np.ndarray:
 
 
 def tmp_dir() -> Path:
-    return _TMP
+    if not _FOLDER:
+        raise RuntimeError("no export folder: tests/conftest.py sets it for the session")
+    return _FOLDER[0]

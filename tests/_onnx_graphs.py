@@ -13,70 +13,17 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from _dcp_standin import FUNCTION_ID, standin_function
+
 OPSET = 19
 #: The stand-in DCP function's identity (an FP32 island: ``apply_fp16_policy(fp32_functions=[...])``).
-DCP_FUNCTION = ("hdm_deploy.dcp", "DCPMasks")
+DCP_FUNCTION = FUNCTION_ID  # the stand-in's (domain, name)
 
 
 def _scoped(node: onnx.NodeProto, scope: str) -> onnx.NodeProto:
     parts = [": HDM"] + [f"{s}: X" for s in scope.split("/")]
     node.metadata_props.add(key="namespace", value="/".join(parts))
     return node
-
-
-def dcp_function() -> onnx.FunctionProto:
-    """A stand-in for ``hdm_deploy.dcp::DCPMasks``: uint8 [N,3,H,W] → one-hot masks [N,5,1,H/4,W/4]
-    from thresholds of a normalised dark channel (enough ops to see casts and FP32 kept inside)."""
-    nodes = [
-        helper.make_node("Cast", ["img"], ["f"], to=TensorProto.FLOAT, name="dcp_cast"),
-        helper.make_node(
-            "Constant",
-            [],
-            ["s255"],
-            value=numpy_helper.from_array(np.array(255, np.float32)),
-            name="dcp_c255",
-        ),
-        helper.make_node("Div", ["f", "s255"], ["i01"], name="dcp_div"),
-        helper.make_node(
-            "Constant", [], ["ax1"], value=numpy_helper.from_array(np.array([1], np.int64)), name="dcp_ax"
-        ),
-        helper.make_node("ReduceMin", ["i01", "ax1"], ["dc"], keepdims=1, name="dcp_min"),
-        helper.make_node(
-            "AveragePool", ["dc"], ["small"], kernel_shape=[4, 4], strides=[4, 4], name="dcp_pool"
-        ),
-        helper.make_node(
-            "Constant",
-            [],
-            ["th"],
-            value=numpy_helper.from_array(
-                np.array([0.8, 0.6, 0.4, 0.2, -1.0], np.float32).reshape(1, 5, 1, 1)
-            ),
-            name="dcp_th",
-        ),
-        helper.make_node(
-            "Constant",
-            [],
-            ["hi"],
-            value=numpy_helper.from_array(
-                np.array([2.0, 0.8, 0.6, 0.4, 0.2], np.float32).reshape(1, 5, 1, 1)
-            ),
-            name="dcp_hi",
-        ),
-        helper.make_node("GreaterOrEqual", ["small", "th"], ["ge"], name="dcp_ge"),
-        helper.make_node("Less", ["small", "hi"], ["lt"], name="dcp_lt"),
-        helper.make_node("And", ["ge", "lt"], ["m"], name="dcp_and"),
-        helper.make_node("Cast", ["m"], ["mf"], to=TensorProto.FLOAT, name="dcp_castm"),
-        helper.make_node("Unsqueeze", ["mf", "ax2"], ["masks"], name="dcp_unsq"),
-    ]
-    nodes.insert(
-        0,
-        helper.make_node(
-            "Constant", [], ["ax2"], value=numpy_helper.from_array(np.array([2], np.int64)), name="dcp_ax2"
-        ),
-    )
-    return helper.make_function(
-        "hdm_deploy.dcp", "DCPMasks", ["img"], ["masks"], nodes, [helper.make_opsetid("", OPSET)]
-    )
 
 
 def hdm_like(
@@ -149,12 +96,12 @@ def hdm_like(
         nodes.insert(
             1,
             helper.make_node(
-                "DCPMasks", ["nchw"], ["masks"], domain="hdm_deploy.dcp", name="node_DCPMasks_0"
+                FUNCTION_ID[1], ["nchw"], ["masks"], domain=FUNCTION_ID[0], name="node_DCPMasks_0"
             ),
         )
         outputs.append(helper.make_tensor_value_info("masks", TensorProto.FLOAT, ["N", 5, 1, "h", "w"]))
-        functions.append(dcp_function())
-        opsets.append(helper.make_opsetid("hdm_deploy.dcp", 1))
+        functions.append(standin_function(OPSET))
+        opsets.append(helper.make_opsetid(FUNCTION_ID[0], 1))
     if deform == "plugin":
         opsets.append(helper.make_opsetid("hdm_deploy", 1))
     graph = helper.make_graph(

@@ -153,9 +153,10 @@ def test_allocator_error_in_a_runner_is_exit_3(tiny_ckpt, tmp_path, monkeypatch)
 def test_read_only_output_folder_is_exit_3_before_any_work(tiny_ckpt, tmp_path, mount, monkeypatch):
     ro = mount("ro,size=1m")
     _photo(tmp_path / "a.png")
-    import hdm_deploy.runtime as runtime
-
-    monkeypatch.setattr(runtime, "load_runner", lambda *a, **k: pytest.fail("model loaded before the check"))
+    for where in ("hdm_deploy.runtime", "hdm_deploy.cli.commands", "hdm_deploy.runtime.parity"):
+        monkeypatch.setattr(
+            f"{where}.load_runner", lambda *a, **k: pytest.fail("model loaded before the check")
+        )
     for args in (
         ["infer", str(tmp_path / "a.png"), "-o", str(ro / "b.png")],
         ["masks", str(tmp_path / "a.png"), "-o", str(ro / "m.png")],
@@ -217,7 +218,7 @@ def test_junk_checkpoint_is_one_line(tmp_path):
         app,
         ["infer", str(tmp_path / "a.png"), "-m", str(tmp_path / "junk.pth"), "-o", str(tmp_path / "b.png")],
     )
-    assert result.exit_code == 2 and "not a PyTorch checkpoint" in _one_line(result), result.output
+    assert result.exit_code == 2 and "not a readable PyTorch checkpoint" in _one_line(result), result.output
 
 
 def _png_header_only(path: Path, w: int, h: int) -> Path:
@@ -269,6 +270,7 @@ def test_torch_cpu_path_refuses_a_frame_it_cannot_fit(tiny_ckpt, tmp_path, monke
     import hdm_deploy.core.memory as memory
 
     monkeypatch.setattr(memory, "available_bytes", lambda: 50_000_000)
+    monkeypatch.setattr("hdm_deploy.families.hdm.torch_runner.available_bytes", lambda: 50_000_000)
     write_image(tmp_path / "hd.png", np.zeros((1080, 1920, 3), np.uint8))
     result = cli.invoke(
         app, ["infer", str(tmp_path / "hd.png"), "-m", str(tiny_ckpt), "-o", str(tmp_path / "o.png")]

@@ -127,7 +127,7 @@ def test_right_io_without_metadata_needs_the_override(tmp_path):
     )
     with load_runner(legacy, device="cpu") as runner:  # files from before the family interface
         assert runner.facts.family == "hdm"
-    with pytest.raises(Exception, match="--foreign-model cannot apply to a PyTorch checkpoint"):
+    with pytest.raises(Exception, match="--foreign-model does not apply to a PyTorch checkpoint"):
         load_runner(tmp_path / "x.pth", allow_foreign=True)
 
 

@@ -30,12 +30,17 @@ def _photo(path: Path, h: int = 24, w: int = 32, seed: int = 0) -> Path:
 @pytest.fixture
 def model_never_loads(monkeypatch):
     """Fail loudly if a command gets as far as loading a model: the checks must come first."""
-    import hdm_deploy.runtime as runtime
 
     def boom(*args, **kwargs):
         raise AssertionError("a model was loaded before the arguments were checked")
 
-    monkeypatch.setattr(runtime, "load_runner", boom)
+    for where in (
+        "hdm_deploy.runtime",
+        "hdm_deploy.cli.commands",
+        "hdm_deploy.runtime.parity",
+        "hdm_deploy.runtime.bench",
+    ):
+        monkeypatch.setattr(f"{where}.load_runner", boom)
 
 
 def test_same_file_sees_links_and_case_folding(tmp_path):

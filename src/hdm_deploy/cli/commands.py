@@ -538,7 +538,7 @@ def parity_cmd(
             if images
             else None,
             thresholds=thresholds,
-            reference_options={"masks": masks} if model_kind_of(ref) == "torch" and not golden_ref else {},
+            reference_options={"masks": masks} if not golden_ref and model_kind_of(ref) == "torch" else {},
             heatmap_dir=heatmap,
             runner_options={
                 "device": device,
