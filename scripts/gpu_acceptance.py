@@ -7,7 +7,7 @@
 Steps (each: ok / failed / skipped with its reason, duration, numbers, the exact command):
 
 * ``env``: GPU (nvidia-smi), driver, CUDA, torch, torchvision, ONNX Runtime (+ providers), TensorRT.
-* ``plugin_kernels``: ``pytest tests/test_plugin_gpu.py`` (our DeformConv CUDA kernels vs torchvision:
+* ``plugin_kernels``: ``pytest tests/plugins/test_plugin_gpu.py`` (our DeformConv CUDA kernels vs torchvision:
   FP32 ≤ 1e-4, FP16 ≤ 2e-3 of the output scale), JUnit XML parsed.
 * ``plugin_bench``: ``benchmarks/bench_deform_plugin.py`` (kernel vs torchvision, FP16 target ≥ 2×).
 * ``dcp_bench``: ``benchmarks/bench_dcp.py`` (DCP masks: reference, torch CPU/CUDA, ORT CPU).
@@ -396,7 +396,7 @@ def plan(r: Runner) -> None:
             "-s",
             "-p",
             "no:cacheprovider",
-            "tests/test_plugin_gpu.py",
+            "tests/plugins/test_plugin_gpu.py",
             f"--junitxml={junit}",
         ]
         if not cuda:

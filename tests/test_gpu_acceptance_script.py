@@ -60,7 +60,7 @@ def test_dry_run_plans_every_step_with_a_command_and_a_reason(tmp_path):
         assert steps[name]["status"] == "skipped", name
         assert steps[name]["reason"], name
         assert steps[name]["command"], name
-    assert "tests/test_plugin_gpu.py" in steps["plugin_kernels"]["command"]
+    assert "tests/plugins/test_plugin_gpu.py" in steps["plugin_kernels"]["command"]
     assert "--junitxml=" in steps["plugin_kernels"]["command"]
     assert "--device cuda" in steps["ort_parity_fp16"]["command"]
     assert "--precision fp16" in steps["export_fp16"]["command"]

@@ -19,7 +19,7 @@ Pillow's 8-bit resampler (``Resample.c``) works like this, separably, horizontal
   are affected; we follow the installed Pillow 13.
 
 Everything here is computed in float64 with Python's ``math.sin`` (the C library's ``sin``, as Pillow
-uses), so the integer tables equal Pillow's; ``tests/test_dcp_lanczos.py`` checks the resampler against
+uses), so the integer tables equal Pillow's; ``tests/families/hdm/test_dcp_lanczos.py`` checks the resampler against
 Pillow bit for bit. The tables are what :mod:`.torch_masks` and :mod:`.onnx_function` consume.
 """
 

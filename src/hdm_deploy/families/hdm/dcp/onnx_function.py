@@ -10,7 +10,7 @@ nodes are recorded with onnx-ir (:class:`hdm_deploy.graph.ir_build.Builder`).
 
 Built for TensorRT 8.5's ONNX parser as well (JetPack 5.1):
 
-* only ops its ``docs/operators.md`` (release/8.5-GA) lists as supported — ``tests/test_dcp_onnx.py``
+* only ops its ``docs/operators.md`` (release/8.5-GA) lists as supported — ``tests/families/hdm/test_dcp_onnx.py``
   checks the set —, FP32 data throughout (int64 only for shapes and indices, which TensorRT casts to
   int32); no ``Mod``, ``NonZero``, ``Loop``; no data-dependent output shapes;
 * ``TopK`` with a constant ``K`` (< 3840, from ``max_pixels``, default 7680×4320 → K = 2074; see

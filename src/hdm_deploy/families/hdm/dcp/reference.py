@@ -1,7 +1,7 @@
 """Reference DCP region masks: the published ``tran_mask`` re-implemented with numpy / OpenCV / Pillow.
 
 On real photographs the result is **bit-identical** to the published code (transmission max |Δ| = 0,
-masks 100 %; ``tests/test_dcp_reference.py`` checks stored outputs of the published code). To get
+masks 100 %; ``tests/families/hdm/test_dcp_reference.py`` checks stored outputs of the published code). To get
 there it makes the same library calls with the same arguments and the same float64 operation order:
 
 1. ``small`` = Pillow ``resize((W//4, H//4), LANCZOS)`` of the uint8 RGB image; ``I = small / 255``.
@@ -41,7 +41,7 @@ Defined behaviour where the published code crashes or misbehaves
   ``np.linspace(min, max, 2001)`` (``min ∓ 0.5`` when ``min == max``, as numpy does), and the cumulative
   count below edge ``j`` is ``#{x < edges[j]}`` — exactly numpy's bin assignment (``edges[i] ≤ x <
   edges[i+1]``, last bin closed), so the result equals the published one wherever ``np.histogram``
-  works (``tests/test_dcp_reference.py`` proves it with hypothesis), and stays defined (empty bins
+  works (``tests/families/hdm/test_dcp_reference.py`` proves it with hypothesis), and stays defined (empty bins
   between repeated edges) where it raises.
 * **a = 0** (every selected pixel is black, e.g. an all-black image): the published code divides by
   zero (NaN / inf transmission). We floor ``a`` at ``1/765`` — the smallest positive value the channel

@@ -20,7 +20,7 @@ from hdm_deploy.core.errors import CheckpointError, InputImageError, ModelFormat
 from hdm_deploy.core.runner import Prediction, Runner, quantize
 from hdm_deploy.runtime.parity import Thresholds, compare, matching_levels
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:

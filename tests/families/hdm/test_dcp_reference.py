@@ -16,7 +16,7 @@ from hdm_deploy.families.hdm.dcp import reference as ref
 pytest.importorskip("skimage", reason="scikit-image provides the bundled photographs")
 from hdm_deploy_dev.photos import photo_at
 
-EXPECTED = Path(__file__).parent / "data" / "dcp_published_expected.npz"
+EXPECTED = Path(__file__).resolve().parents[2] / "data" / "dcp_published_expected.npz"
 
 
 def _expected():

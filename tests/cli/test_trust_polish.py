@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from hdm_deploy.cli import app
 from hdm_deploy.cli.render import table_lines
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 cli = CliRunner()
 
 

@@ -20,7 +20,7 @@ import pytest
 
 from hdm_deploy.runtime.image_io import write_image
 
-SRC = Path(__file__).resolve().parents[1] / "src"
+SRC = Path(__file__).resolve().parents[2] / "src"
 
 
 @pytest.fixture(scope="module")

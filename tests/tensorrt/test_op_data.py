@@ -21,7 +21,7 @@ from hdm_deploy.tensorrt.trt_ops import (
     unsupported_ops,
 )
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_json_loads_with_every_target_version():

@@ -83,7 +83,8 @@ def test_find_plugin_library_env_and_search(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.delenv(ENV_PLUGIN_LIB, raising=False)
     packaged = [
-        Path(__file__).parents[1] / "src/hdm_deploy/plugins" / d / PLUGIN_LIB_NAME for d in ("lib", ".")
+        Path(__file__).resolve().parents[2] / "src/hdm_deploy/plugins" / d / PLUGIN_LIB_NAME
+        for d in ("lib", ".")
     ]
     if any(p.exists() for p in packaged):
         pytest.skip("a plugin library is installed in the package directory")
