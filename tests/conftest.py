@@ -1,5 +1,5 @@
 """Session fixtures shared by the test folders (which mirror the package: core/, graph/, families/hdm/,
-plugins/, tensorrt/, runtime/, export/, cli/). Helpers live beside this file (``_export_helpers``,
+plugins/, trt/ (not ``tensorrt/``: it would shadow the real package), runtime/, export/, cli/). Helpers live beside this file (``_export_helpers``,
 ``_dcp_standin``, ``_onnx_graphs``, ``_engine_helpers``, ``independent_hdm``); ``pyproject.toml`` puts
 this folder on the path."""
 

@@ -8,7 +8,7 @@ cache with its own guards, the progress monitor), ``EngineBytesFromNetwork`` (th
 TensorRT version (``flags.py``), the profile (``profiles.py``), which layers to pin
 (``graph.precision.fp32_layer_names`` + ``flags.layers_to_pin``), plugin discovery
 (``plugins.py``), the sidecar and the atomic publication (``sidecar.py``, ``core.fs``) — as plain
-functions tested without TensorRT (``tests/tensorrt/test_decisions.py``, ``tests/tensorrt/test_polygraphy.py``).
+functions tested without TensorRT (``tests/trt/test_decisions.py``, ``tests/trt/test_polygraphy.py``).
 ``tensorrt`` and ``polygraphy`` are imported inside functions only.
 """
 
