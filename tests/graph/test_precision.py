@@ -185,9 +185,10 @@ def test_helper_functions_of_dcp_are_recorded_for_pinning():
     )
     dcp = next(f for f in m.functions if f.name == "DCPMasks")
     i = next(k for k, n in enumerate(dcp.node) if n.name == "dcp_pool")
-    dcp.node[i].output[0] = "small_raw"
+    dcp.node[i].output[0] = "pooled_raw"
     dcp.node.insert(
-        i + 1, helper.make_node("BoxMean", ["small_raw"], ["small"], domain="hdm_deploy.dcp", name="dcp_box")
+        i + 1,
+        helper.make_node("BoxMean", ["pooled_raw"], ["pooled"], domain="hdm_deploy.dcp", name="dcp_box"),
     )
     m.functions.append(helper_fn)
     dcp.opset_import.append(helper.make_opsetid("hdm_deploy.dcp", 1))
@@ -200,11 +201,12 @@ def test_helper_functions_of_dcp_are_recorded_for_pinning():
 
 
 def test_apply_precision_entry_point_infers_flavour():
-    from hdm_deploy.graph.precision import apply_precision, infer_flavour
+    from hdm_deploy.graph.flavours import detect_flavour
+    from hdm_deploy.graph.precision import apply_precision
 
     m = hdm_like("plugin")
     del m.metadata_props[:]  # the exporter writes metadata after the policy
-    assert infer_flavour(m) == "plugin" and infer_flavour(hdm_like("onnx")) == "onnx"
+    assert detect_flavour(m) == "plugin" and detect_flavour(hdm_like("onnx")) == "onnx"
     assert apply_precision(m, "fp32") is m
     m16 = apply_precision(m, "fp16", fp32_functions=[DCP_FUNCTION])
     report = policy_report(m16)

@@ -29,7 +29,6 @@ from hdm_deploy.tensorrt.flags import (
 from hdm_deploy.tensorrt.plugins import (
     ENV_VAR,
     LIB_NAME,
-    candidate_paths,
     find_plugin_library,
     model_needs_plugin,
 )
@@ -208,10 +207,11 @@ def test_sidecar_mismatch_detected():
 
 
 def test_plugin_candidates_order(tmp_path):
-    paths = candidate_paths(tmp_path / "explicit.so", env={ENV_VAR: str(tmp_path / "env.so")})
-    assert paths[0] == tmp_path / "explicit.so" and paths[1] == tmp_path / "env.so"
-    assert all(p.name == LIB_NAME for p in paths[2:])
-    assert any("plugins" in p.parts for p in paths[2:])
+    from hdm_deploy.plugins import plugin_library_candidates
+
+    paths = plugin_library_candidates([tmp_path])
+    assert paths[0] == tmp_path / LIB_NAME and all(p.name == LIB_NAME for p in paths)
+    assert any("plugins" in p.parts for p in paths[1:]) and any("build" in p.parts for p in paths)
 
 
 def test_find_plugin_library(tmp_path, monkeypatch):
@@ -221,20 +221,14 @@ def test_find_plugin_library(tmp_path, monkeypatch):
     lib.write_bytes(b"\x7fELF")
     assert find_plugin_library(lib) == lib
     monkeypatch.setenv(ENV_VAR, str(lib))
-    import hdm_deploy.plugins as plugins_pkg
-
-    def not_built(*_a, **_k):
-        raise PluginBuildError("not built")
-
-    monkeypatch.setattr(plugins_pkg, "find_plugin_library", not_built)
-    assert find_plugin_library() == lib
+    assert find_plugin_library() == lib  # the variable, through the plugin package's finder
     monkeypatch.setenv(ENV_VAR, str(tmp_path / "absent.so"))
     for required in (False, True):  # set on purpose: an error, never a silent fallback
         with pytest.raises(PluginBuildError, match=ENV_VAR):
             find_plugin_library(required=required)
     monkeypatch.delenv(ENV_VAR)
     monkeypatch.setattr(
-        "hdm_deploy.tensorrt.plugins.candidate_paths", lambda *a, **k: [tmp_path / "absent.so"]
+        "hdm_deploy.plugins._build.plugin_library_candidates", lambda *a, **k: [tmp_path / "absent.so"]
     )
     assert find_plugin_library(required=False) is None
     with pytest.raises(PluginBuildError, match="build-plugin"):

@@ -38,6 +38,7 @@ from onnx import inliner
 
 from hdm_deploy.core.contracts import DECOMPOSE_DOMAIN, FLAVOURS, PLUGIN_DOMAIN, PLUGIN_OP_TYPE
 from hdm_deploy.core.errors import ExportError
+from hdm_deploy.graph.flavours import detect_flavour
 
 #: ``metadata_props`` key under which the island description (JSON) is stored.
 METADATA_KEY = "hdm_deploy.fp16_islands"
@@ -483,7 +484,7 @@ def apply_fp16_policy(
     meta = {p.key: p.value for p in model.metadata_props}
     if meta.get("precision") == "fp16" or METADATA_KEY in meta:
         raise ExportError("the model is already FP16", "apply the FP16 policy to the FP32 export")
-    flavour = flavour or meta.get("flavour") or meta.get("deform") or infer_flavour(model)
+    flavour = flavour or meta.get("flavour") or meta.get("deform") or detect_flavour(model) or "decompose"
     chosen = [*resolve_islands(islands, flavour), *(function_island(d, n) for d, n in fp32_functions)]
     active = [i for i in chosen if flavour is None or flavour in i.flavours]
 
@@ -523,16 +524,6 @@ def apply_fp16_policy(
     )
     ir_model.metadata_props.update({"precision": "fp16", METADATA_KEY: report.to_json()})
     return ir.to_proto(ir_model)
-
-
-def infer_flavour(model: onnx.ModelProto) -> str:
-    """DeformConv flavour from the graph's ops (for graphs whose metadata is not written yet)."""
-    ops = {(n.domain, n.op_type) for n in model.graph.node}
-    if PLUGIN_DEFORM_OP in ops:
-        return "plugin"
-    if ("", "DeformConv") in ops:
-        return "onnx"
-    return "decompose"
 
 
 def apply_precision(

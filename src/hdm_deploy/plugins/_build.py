@@ -469,6 +469,8 @@ def plugin_library_candidates(extra_dirs: Iterable[str | os.PathLike] = ()) -> l
     """Where :func:`find_plugin_library` looks, in order (the env override excluded)."""
     dirs = [Path(d) for d in extra_dirs]
     dirs += [PLUGIN_DIR / "lib", PLUGIN_DIR, default_build_dir(), Path.cwd() / "build" / "plugins"]
+    repo = PLUGIN_DIR.parent.parent.parent  # src/hdm_deploy/plugins → the checkout, in a source tree
+    dirs += [repo / "build", repo / "build" / "plugins", PLUGIN_DIR / "build"]
     return [d / PLUGIN_LIB_NAME for d in dirs]
 
 
