@@ -25,7 +25,8 @@ SRC = Path(__file__).resolve().parents[2] / "src"
 
 @pytest.fixture(scope="module")
 def job(tmp_path_factory):
-    """A tiny checkpoint and a folder of 120 small photos: a few seconds of work on 2 cores."""
+    """A tiny checkpoint and a folder of 120 photos (256×192): ~10 s of work on 2 idle cores, so a
+    signal sent a second in always lands mid-job."""
     import torch
 
     from hdm_deploy.families.hdm.checkpoint import save_checkpoint
@@ -38,7 +39,7 @@ def job(tmp_path_factory):
     photos.mkdir()
     rng = np.random.default_rng(0)
     for i in range(120):
-        write_image(photos / f"p{i:03d}.png", rng.integers(0, 256, (48, 64, 3), dtype=np.uint8))
+        write_image(photos / f"p{i:03d}.png", rng.integers(0, 256, (192, 256, 3), dtype=np.uint8))
     return ckpt, photos
 
 
