@@ -264,3 +264,19 @@ def test_opset_17_for_tensorrt_8_5_with_decompose_or_plugin():
         assert got.max_abs <= 2e-4 and got.extras_agreement["masks"] == 100.0, (label, got)
     with pytest.raises(ExportError, match="opset 19"):
         convert_deform(model, "onnx")
+
+
+def test_fp16_plugin_at_opset_17_is_verified_in_onnx_runtime(tmp_path):
+    """The JetPack 5.1 graph (opset 17, plugin op, FP16): ONNX Runtime runs the plugin through the FP32
+    decomposition, with casts around each call, so the export's own check runs (no "not verified")."""
+    from _dcp_standin import STANDIN
+    from hdm_deploy.export.exporter import export_onnx
+
+    res = export_onnx(
+        small_model(), tmp_path / "j51.onnx", opset=17, deform="plugin", precision="fp16", dcp=STANDIN
+    )
+    assert res.warnings == [] and res.verification is not None and res.verification.passed
+    with OnnxRuntimeRunner(res.path) as runner:
+        assert runner.flavour == "plugin" and runner.rewrite_to == "decompose"
+        pred = runner(photo_frames(36, 28))
+    assert pred.image.shape == (1, 28, 36, 3) and pred.extras["masks"].dtype == np.float32

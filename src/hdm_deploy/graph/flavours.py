@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 import onnx_ir as ir
+from onnx import TensorProto, helper
 
 from hdm_deploy.core.contracts import (
     DECOMPOSE_DOMAIN,
@@ -254,6 +255,33 @@ def convert_deform(model: onnx.ModelProto, flavour: str, *, check: bool = True) 
     if check:
         _graph.finalize(out, ir_version=max(model.ir_version, 3) if model.ir_version else _graph.IR_VERSION)
     return out
+
+
+def decompose_calls_in_fp32(model: onnx.ModelProto) -> onnx.ModelProto:
+    """In place, for an FP16 graph whose DeformConv became ``decompose`` calls (e.g. the plugin flavour
+    run in ONNX Runtime below opset 19): the decomposition's functions are FP32, so each call gets its
+    inputs cast to FP32 and its output cast back to FP16 — what the plugin does inside (FP32 sampling)."""
+    nodes = []
+    for node in model.graph.node:
+        if not is_decomposed_call(node):
+            nodes.append(node)
+            continue
+        for k, name in enumerate(node.input):
+            if name:
+                cast = f"{name}__fp32_for_{node.name or node.output[0]}"
+                nodes.append(
+                    helper.make_node("Cast", [name], [cast], to=TensorProto.FLOAT, name=f"{cast}_cast")
+                )
+                node.input[k] = cast
+        out = node.output[0]
+        node.output[0] = f"{out}__fp32"
+        nodes.append(node)
+        nodes.append(
+            helper.make_node("Cast", [node.output[0]], [out], to=TensorProto.FLOAT16, name=f"{out}__to_fp16")
+        )
+    del model.graph.node[:]
+    model.graph.node.extend(nodes)
+    return model
 
 
 def inline_functions(model: onnx.ModelProto, *, check: bool = True) -> onnx.ModelProto:

@@ -29,7 +29,7 @@ from hdm_deploy.core.errors import (
 )
 from hdm_deploy.core.runner import Prediction, Runner, check_max_pixels, quantize
 from hdm_deploy.graph import onnx_io
-from hdm_deploy.graph.flavours import convert_deform, detect_flavour
+from hdm_deploy.graph.flavours import convert_deform, decompose_calls_in_fp32, detect_flavour
 from hdm_deploy.graph.metadata import ModelFacts, model_facts
 
 __all__ = [
@@ -143,6 +143,8 @@ class SessionFromOnnx:
         if flavour == "plugin":  # DeformConv exists from opset 19; below, run the decomposition
             rewrite = "onnx" if (onnx_io.opset_version(model) or 19) >= 19 else "decompose"
             model = convert_deform(model, rewrite, check=False)
+            if rewrite == "decompose" and facts.precision == "fp16":
+                decompose_calls_in_fp32(model)  # the plugin samples in FP32; so must its stand-in
         source = model.SerializeToString()
         del model
         options = ort.SessionOptions()
