@@ -24,8 +24,10 @@ from pathlib import Path
 def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
 
+    from hdm_deploy.core.runner import model_kind
+    from hdm_deploy.core.sizes import parse_size
     from hdm_deploy.runtime import load_runner
-    from hdm_deploy.runtime.bench import bench_frames, benchmark, parse_size, render_table, write_json
+    from hdm_deploy.runtime.bench import bench_frames, benchmark, render_table, write_json
 
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -47,7 +49,8 @@ def main(argv: list[str] | None = None) -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         if args.models:
-            runs = [(m, {"masks": "torch"}) for m in args.models]
+            # --masks is a checkpoint's option; ONNX models and engines compute their own
+            runs = [(m, {"masks": "torch"} if model_kind(m) == "torch" else {}) for m in args.models]
         else:
             from hdm_deploy.export.exporter import export_onnx
 

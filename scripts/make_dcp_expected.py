@@ -21,7 +21,7 @@ These sizes all have a quarter image wider or taller than 112 px. Below that (in
 e.g. the halves of these photos) the 223×223 erosion covers the whole quarter image, dc' is constant up
 to float64 rounding noise, and the published code either crashes (``np.histogram``: "Too many bins")
 or takes its atmospheric light from the pixels that rounding noise happens to favour; our reference
-defines that case instead (see ``hdm_deploy.dcp.reference``). The ``small`` cases (longer side 320 px,
+defines that case instead (see ``hdm_deploy.families.hdm.dcp.reference``). The ``small`` cases (longer side 320 px,
 e.g. 320×240) are stored too where the published code does not crash: there dc' is exactly 0 (or exactly
 constant), which both rules treat alike, and the results are bit-identical as well.
 

@@ -2,7 +2,7 @@
 """Re-create the bundled sample checkpoint ``src/hdm_deploy/assets/hdm_sample.pk``.
 
 HDM at the published width (64 channels, 3 groups × 9 blocks) trained briefly on synthetic haze
-(``hdm_deploy.models.synthetic``) made from scikit-image's bundled photographs, with the published
+(``hdm_deploy_dev.synthetic``) made from scikit-image's bundled photographs, with the published
 (reference) DCP masks computed on every hazy image. It is a realistic stand-in for the published
 ``hdm_haze_sots.pk`` — same format, non-zero deformable offsets, meaningful masks — not a
 state-of-the-art dehazer. Deterministic for a given seed and torch build (CPU).

@@ -1,7 +1,7 @@
 """``hdm-deploy``: a thin typer shell over the importable API.
 
 Each command parses arguments, calls one library function and renders the result with rich.
-Errors derived from :class:`~hdm_deploy.errors.HdmDeployError` print as one line; ``--debug``
+Errors derived from :class:`~hdm_deploy.core.errors.HdmDeployError` print as one line; ``--debug``
 shows the traceback. Heavy imports (torch, onnxruntime, tensorrt) happen inside commands so that
 ``hdm-deploy --help`` and the torch-free commands stay fast on a Jetson.
 """
@@ -612,7 +612,7 @@ def bench_cmd(
         bench.write_json(results, json_path)
 
 
-# ---- DCP region masks (dcp/) -------------------------------------------------------------------------
+# ---- DCP region masks (families/hdm/dcp/) -------------------------------------------------------------------------
 
 
 @app.command("masks", cls=_Command)
@@ -722,7 +722,7 @@ def build_plugin_cmd(
     out.print(f"[bold green]plugin library:[/] {result.library}", highlight=False)
 
 
-# ---- TensorRT: build-engine, doctor (engines/, runtime/doctor.py) ----------------------------------
+# ---- TensorRT: build-engine, doctor (tensorrt/, tensorrt/doctor.py) ----------------------------------
 
 
 @app.command("build-engine", cls=_Command)

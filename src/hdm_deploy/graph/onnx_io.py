@@ -56,8 +56,8 @@ def load(
     model_or_path: onnx.ModelProto | str | os.PathLike, *, external_data: bool = True
 ) -> onnx.ModelProto:
     """A model passed through, or the ONNX file at a path; a missing or unreadable file is a
-    :class:`~hdm_deploy.errors.ModelFormatError`. ``external_data=False`` leaves external tensors
-    unloaded (enough for metadata, inputs and ops). Torch-free: ``runtime/`` and ``engines/`` use it."""
+    :class:`~hdm_deploy.core.errors.ModelFormatError`. ``external_data=False`` leaves external tensors
+    unloaded (enough for metadata, inputs and ops). Torch-free: ``runtime/`` and ``tensorrt/`` use it."""
     if isinstance(model_or_path, onnx.ModelProto):
         return model_or_path
     path = Path(model_or_path)

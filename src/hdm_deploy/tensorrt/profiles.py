@@ -3,7 +3,7 @@
 Pure functions, no TensorRT: the builder turns a :class:`Profile` into ``IOptimizationProfile``
 calls, the sidecar stores it, and the TensorRT runner checks every batch against it *before*
 touching TensorRT (:func:`check_in_profile`), so a frame of the wrong size fails with a clear
-:class:`~hdm_deploy.errors.ShapeOutOfProfileError` instead of a TensorRT error code.
+:class:`~hdm_deploy.core.errors.ShapeOutOfProfileError` instead of a TensorRT error code.
 """
 
 from __future__ import annotations

@@ -231,7 +231,11 @@ def _plugin_op(n: Node, c: Ctx):
     if c.plugin_available is False:
         msg = "needs libhdm_deploy_plugins.so, which was not found"
         yield OpIssue(
-            "error", n.op, n.where, msg, "build it with `hdm-deploy build-plugin` or pass --plugin-lib"
+            "error",
+            n.op,
+            n.where,
+            msg,
+            "build it with `hdm-deploy build-plugin` (or set $HDM_DEPLOY_PLUGIN_LIB)",
         )
     else:
         api = "IPluginV2DynamicExt" if c.vt < (10, 0) else "IPluginV3"

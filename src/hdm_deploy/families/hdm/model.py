@@ -5,7 +5,7 @@
       ─ deconv1 (↑2) ─ mix2(res1, ·) ─ deconv2 (↑2) ─ output (3 convs 5×5, tanh)
 
 Input: RGB normalised with ``MEAN``/``STD``; masks: [B, 5, 1, H/4, W/4] from the DCP prior.
-H and W must be multiples of 4 (use :func:`hdm_deploy.models.pipeline.enhance` for other sizes).
+H and W must be multiples of 4 (use :func:`hdm_deploy.families.hdm.pipeline.enhance` for other sizes).
 """
 
 from __future__ import annotations

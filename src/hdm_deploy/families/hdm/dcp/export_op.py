@@ -4,7 +4,7 @@
 [N,5,1,H/4,W/4]) with a shape-only fake implementation, so ``torch.export`` sees a single node
 instead of tracing the mask computation. The dynamo exporter translates it to one
 ``hdm_deploy.dcp::DCPMasks`` call; :func:`attach_functions` then adds the function body (from
-:mod:`hdm_deploy.dcp.onnx_function`) and the domain's opset import to the model.
+:mod:`hdm_deploy.families.hdm.dcp.onnx_function`) and the domain's opset import to the model.
 
 :class:`DCPImpl` pairs the torch implementation (eager runs and golden outputs) with the ONNX
 function protos; :func:`default_impl` is the project's (``hdm_deploy.dcp``); tests can pass another.
@@ -58,7 +58,7 @@ def _as_function_list(obj) -> list[onnx.FunctionProto]:
 
 
 def default_impl(max_pixels: int = DEFAULT_MAX_PIXELS, int_sums: str = "cumsum") -> DCPImpl:
-    """``hdm_deploy.dcp.torch_masks.dcp_masks`` + ``hdm_deploy.dcp.onnx_function`` (both required)."""
+    """``families.hdm.dcp.torch_masks.dcp_masks`` + ``families.hdm.dcp.onnx_function``."""
     if int_sums not in INT_SUMS:
         raise ExportError(f"unknown DCP sum method {int_sums!r}", f"use one of {', '.join(INT_SUMS)}")
     try:

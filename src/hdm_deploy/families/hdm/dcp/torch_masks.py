@@ -443,7 +443,7 @@ def to_pixels(images: torch.Tensor) -> torch.Tensor:
     if images.dtype == torch.uint8:
         return images.to(torch.float32)
     if images.is_floating_point():
-        # round half to even, like hdm_deploy.runtime.base.quantize
+        # round half to even, like hdm_deploy.core.runner.quantize
         return torch.round(torch.clamp(images.to(torch.float32), 0.0, 1.0) * np.float32(255.0))
     raise DCPError(
         f"DCP masks need uint8 or float images, got {images.dtype}", "use uint8 0…255 or float 0…1"

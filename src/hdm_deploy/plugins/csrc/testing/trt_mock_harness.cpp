@@ -3,7 +3,7 @@
 // through mock TensorRT objects
 // written against the real TensorRT headers: a plugin registry exported as getPluginRegistry (found by
 // the library's dlsym), IExprBuilder/IDimensionExpr that evaluate integers, and a stub kernel launch.
-// Needs TensorRT headers only - no GPU, no libnvinfer. Build (see tests/test_plugin_build.py):
+// Needs TensorRT headers only - no GPU, no libnvinfer. Build (see tests/plugins/test_plugin_build.py):
 //   g++ -std=c++17 -DHDM_WITH_TENSORRT -I<csrc> -isystem<trt>/include -isystem<cuda>/include \
 //       trt_mock_harness.cpp ../trt_plugin_v3.cpp (8.x: ../trt_plugin_v2.cpp) ../trt_plugin_common.cpp \
 //       ../core_api.cpp -rdynamic -ldl -pthread -o harness   (the harness first: its registry is constructed
