@@ -382,6 +382,13 @@ def plan(r: Runner) -> None:
     cuda = has_cuda(env)
     no_cuda = "no CUDA device visible to torch" + ("" if env.get("torch") else " (torch not installed)")
 
+    def bench_cmd(model_files: list, size: str, json_path: Path, *extra: str) -> list[str]:
+        """``hdm-deploy bench MODEL… --size S [extra] --warmup --iters --json``: one shape for every bench step."""
+        return [
+            *r.cli, "bench", *map(str, model_files), "--size", size, *extra,
+            "--warmup", str(a.warmup), "--iters", str(a.iters), "--json", str(json_path),
+        ]  # fmt: skip
+
     # -- plugin kernels (CUDA, no TensorRT)
     if r.wanted("plugin"):
         s = r.step(
@@ -492,22 +499,7 @@ def plan(r: Runner) -> None:
                 f"ort_bench_{size}", "ort", f"ms/frame, ONNX Runtime CUDA EP, FP32 and FP16 graphs, {size}"
             )
             bj = out / f"bench_ort_{size}.json"
-            cmd = [
-                *r.cli,
-                "bench",
-                str(onnx["fp32"]),
-                str(onnx["fp16"]),
-                "--size",
-                size,
-                "--device",
-                "cuda",
-                "--warmup",
-                str(a.warmup),
-                "--iters",
-                str(a.iters),
-                "--json",
-                str(bj),
-            ]
+            cmd = bench_cmd([onnx["fp32"], onnx["fp16"]], size, bj, "--device", "cuda")
             if not ort_ok:
                 r.skip(s, why, cmd)
             elif not (r.ok("export_fp32") and r.ok("export_fp16")) and not a.dry_run:
@@ -599,19 +591,7 @@ def plan(r: Runner) -> None:
         for size in sizes:
             s = r.step(f"trt_bench_{size}", "trt", f"ms/frame, TensorRT FP16 engine, {size}")
             bj = out / f"bench_trt_{size}.json"
-            cmd = [
-                *r.cli,
-                "bench",
-                str(engine),
-                "--size",
-                size,
-                "--warmup",
-                str(a.warmup),
-                "--iters",
-                str(a.iters),
-                "--json",
-                str(bj),
-            ]
+            cmd = bench_cmd([engine], size, bj)
             if not trt_ok:
                 r.skip(s, why, cmd)
             elif not r.ok("trt_build_engine") and not a.dry_run:
