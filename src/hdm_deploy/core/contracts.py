@@ -32,8 +32,6 @@ def ir_version_for(opset: int) -> int:
 # ---------------------------------------------------------------- DeformConv
 #: How DeformConv appears in an exported graph (``export --deform``, ``convert``).
 FLAVOURS: Final = ("onnx", "plugin", "decompose")
-#: The standard op (opset ≥ 19).
-DEFORM_OP_TYPE: Final = "DeformConv"
 #: Our TensorRT plugin op: op type and domain in ONNX, creator name/version/namespace in TensorRT.
 PLUGIN_OP_TYPE: Final = "HdmDeformConv"
 PLUGIN_DOMAIN: Final = "hdm_deploy"
@@ -62,15 +60,9 @@ PRECISIONS: Final = ("fp32", "fp16")
 
 # ---------------------------------------------------------------- metadata_props keys
 META_FAMILY: Final = "family"  #: registry name (``hdm``)
-META_MODEL: Final = "model"
-META_IO: Final = "io"
 META_FLAVOUR: Final = "deform"
 META_PRECISION: Final = "precision"
-META_OPSET: Final = "opset"
 META_MAX_PIXELS: Final = "max_pixels"
 META_PAD_MULTIPLE: Final = "pad_multiple"
 META_PAD_MODE: Final = "pad_mode"
 META_MIN_SIDE: Final = "min_side"
-META_EXTRAS: Final = "extras"  #: comma-separated names of the family's extra outputs (``masks``)
-META_GOLDEN: Final = "golden"
-META_FP32_FUNCTIONS: Final = "fp32_functions"

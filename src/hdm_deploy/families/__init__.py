@@ -1,14 +1,13 @@
 """Model families, one folder each (``hdm/``), found through :mod:`.registry`."""
 
 from hdm_deploy.families.base import Family, FamilyExport, FrameContract
-from hdm_deploy.families.registry import detect_family, family_for_metadata, get_family, names
+from hdm_deploy.families.registry import detect_family, get_family, names
 
 __all__ = [
     "Family",
     "FamilyExport",
     "FrameContract",
     "detect_family",
-    "family_for_metadata",
     "get_family",
     "names",
 ]

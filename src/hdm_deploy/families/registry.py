@@ -7,19 +7,18 @@ Adding a family: a folder ``families/<name>/`` with a torch-free ``family.py`` d
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 
-from hdm_deploy.core.contracts import META_FAMILY
 from hdm_deploy.core.errors import ModelFormatError
 from hdm_deploy.families.base import Family, resolve
 
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "detect_family", "family_for_metadata", "get_family", "names"]
+__all__ = ["DEFAULT_FAMILY", "FAMILIES", "detect_family", "get_family", "names"]
 
 #: name → "module:FAMILY" (torch-free modules)
 FAMILIES: dict[str, str] = {
     "hdm": "hdm_deploy.families.hdm.family:FAMILY",
 }
-#: The family of files that predate the ``family`` metadata key (hdm-deploy ≤ 0.1 exported only HDM).
+#: The family whose bundled sample checkpoint runs when no model is given.
 DEFAULT_FAMILY = "hdm"
 
 
@@ -59,16 +58,3 @@ def detect_family(keys: Iterable[str], *, arch: str | None = None) -> tuple[Fami
         f"state-dict keys match several families: {', '.join(f.name for f, _ in found)}",
         "pass --arch to choose",
     )
-
-
-def family_for_metadata(meta: Mapping[str, str]) -> Family:
-    """The family an exported model declares (``family`` metadata; older files: ``model`` = HDM)."""
-    name = meta.get(META_FAMILY)
-    if not name and str(meta.get("model", "")).upper() == "HDM":
-        name = DEFAULT_FAMILY
-    if not name:
-        raise ModelFormatError(
-            "the model does not say which family it is (no 'family' metadata)",
-            "export it with hdm-deploy, or pass --family",
-        )
-    return get_family(name)
