@@ -221,8 +221,8 @@ def build_metadata(
     return {
         "family": family.name,
         "task": source.get("task", family.task),
-        **family_meta,
         **family.frame.metadata(),
+        **family_meta,  # after the frame contract: a variant may differ (ADFNet Gray: channels 1)
         "io": io,
         "layout": "NHWC" if io == "uint8" else "NCHW",
         "inputs": INPUT_NAME,
