@@ -25,6 +25,7 @@ from hdm_deploy import __version__
 from hdm_deploy.cli.options import (
     DEFAULT_MAX_MEGAPIXELS,
     EXIT_SKIPPED,
+    ArchOption,
     DcpSums,
     DeviceOption,
     Flavour,
@@ -252,6 +253,7 @@ def infer_cmd(
         ),
     ] = None,
     masks: MasksOption = None,
+    arch: ArchOption = None,
     device: DeviceOption = None,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Video frames per inference call.")] = 1,
     plugin_lib: PluginLibOption = None,
@@ -280,7 +282,7 @@ def infer_cmd(
         trust_checkpoint=trust_checkpoint,
         allow_foreign=foreign_model,
     )
-    masks = mask_impl(masks)
+    masks_given, masks = masks, mask_impl(masks)  # a family that takes no --masks gets none
     plan = plan_outputs(source, output)
 
     refuse_overwrite([model], [dst for _, dst in plan.targets])
@@ -291,7 +293,8 @@ def infer_cmd(
         open_video(source, limit)[0].release()
     with load_runner(
         model,
-        masks=masks if kind == "torch" else None,
+        masks=masks_given if kind == "torch" else None,
+        arch=arch if kind == "torch" else None,
         device=device,
         trust_checkpoint=trust_checkpoint or None,
         plugin_lib=plugin_lib,
@@ -350,6 +353,7 @@ def export_cmd(
         ),
     ] = True,
     trust_checkpoint: TrustCheckpointOption = False,
+    arch: ArchOption = None,
     max_size: Annotated[
         str,
         typer.Option(
@@ -394,6 +398,7 @@ def export_cmd(
             golden=golden,
             verify=verify,
             trust_checkpoint=trust_checkpoint,
+            arch=arch,
             progress=True,
             console=console,
             max_pixels=max_w * max_h,
@@ -499,7 +504,7 @@ def parity_cmd(
         )
     if not golden_ref:
         refuse_inapplicable(model_kind_of(ref), masks=masks)
-    masks = mask_impl(masks)
+    masks_given, masks = masks, mask_impl(masks)
     percent(identical_min, "--identical-min")
     percent(mask_min, "--mask-min")
     inputs = [model, ref, images]
@@ -538,7 +543,9 @@ def parity_cmd(
             if images
             else None,
             thresholds=thresholds,
-            reference_options={"masks": masks} if not golden_ref and model_kind_of(ref) == "torch" else {},
+            reference_options={"masks": masks_given}
+            if not golden_ref and model_kind_of(ref) == "torch"
+            else {},
             heatmap_dir=heatmap,
             runner_options={
                 "device": device,
@@ -582,7 +589,7 @@ def bench_cmd(
         _existing_model(m)
     if masks is not None and "torch" not in {model_kind_of(m) for m in models}:
         refuse_inapplicable(model_kind_of(models[0]), masks=masks)
-    masks = mask_impl(masks)
+    masks_given, masks = masks, mask_impl(masks)
 
     refuse_overwrite(models, [json_path])
     if json_path is not None:
@@ -598,7 +605,7 @@ def bench_cmd(
             warmup,
             iters,
             runner_options={
-                "masks": masks,
+                "masks": masks_given,
                 "device": device,
                 "plugin_lib": plugin_lib,
                 "allow_foreign": foreign_model or None,

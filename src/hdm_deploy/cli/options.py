@@ -30,6 +30,15 @@ MasksOption = Annotated[
     ),
 ]
 
+#: ``--arch FAMILY[:VARIANT]``: the checkpoint's family (and variant), instead of detecting it from the keys.
+ArchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--arch",
+        help="Checkpoint family[:variant] (e.g. adfnet:L) instead of detecting it from the state-dict keys.",
+    ),
+]
+
 # ---- choices (typer shows and checks them; commands take ``.value``) -------------------------------
 Flavour = Enum("Flavour", {f: f for f in FLAVOURS}, type=str)  #: ``--deform``
 IoKind = Enum("IoKind", {k: k for k in IO_KINDS}, type=str)  #: ``--io``

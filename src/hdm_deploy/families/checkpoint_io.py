@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from hdm_deploy.core.errors import CheckpointError, first_line
+from hdm_deploy.core.errors import CheckpointError, HdmDeployError, first_line
 from hdm_deploy.families.base import Family
 from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
 
@@ -168,4 +168,15 @@ def torch_runner(path: str | os.PathLike | None = None, *, arch: str | None = No
         family = get_family((arch or DEFAULT_FAMILY).partition(":")[0])
         path = family.resolve("sample_checkpoint")()
     family, model, _ = open_checkpoint(path, trust_checkpoint=trust, arch=arch)
+    foreign = sorted(
+        k for k, v in options.items() if v is not None and k not in _RUNNER_OPTIONS | family.torch_options
+    )
+    if foreign:  # e.g. HDM's --masks given for another family's checkpoint
+        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+        raise HdmDeployError(f"{flags} does not apply to a {family.title} checkpoint", "leave it out")
+    options = {k: v for k, v in options.items() if v is not None}
     return family.resolve("torch_runner")(path, model=model, **options)
+
+
+#: options every family's PyTorch runner takes
+_RUNNER_OPTIONS = frozenset({"device", "trust_checkpoint"})

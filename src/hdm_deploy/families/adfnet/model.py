@@ -25,10 +25,10 @@ from torch import nn
 from torchvision.ops import deform_conv2d
 
 __all__ = [
-    "ADFNet",
-    "ADFNetConfig",
     "DYNAMIC_FILTERS",
     "VARIANTS",
+    "ADFNet",
+    "ADFNetConfig",
     "dynamic_filter",
     "set_dynamic_filter",
 ]

@@ -87,7 +87,7 @@ def forward_chop(x: torch.Tensor, net, *, min_size: int, ensemble: bool = False)
     """The published 4-quadrant chop: quadrants of (⌊h/2⌋//8)·8 + 24 rows (columns alike) anchored at
     the corners; each fills its own half of the output (hard seams); recursion while a quadrant has
     at least ``min_size`` pixels."""
-    b, c, h, w = x.shape
+    b, _, h, w = x.shape
     h_half, w_half = h // 2, w // 2
     h_size, w_size = (h_half // 8) * 8 + 24, (w_half // 8) * 8 + 24
     if h_size > h or w_size > w:
