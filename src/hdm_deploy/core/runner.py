@@ -59,6 +59,19 @@ def check_frames(frames: np.ndarray, min_side: int = 1) -> np.ndarray:
     return np.ascontiguousarray(frames)
 
 
+def check_grey_frames(frames: np.ndarray) -> None:
+    """For a one-channel model (metadata ``channels`` 1): frames must have three equal channels (a
+    greyscale image as ``image_io`` reads it); a colour frame is a one-line :class:`InputImageError`."""
+    if not (
+        np.array_equal(frames[..., 0], frames[..., 1]) and np.array_equal(frames[..., 0], frames[..., 2])
+    ):
+        raise InputImageError(
+            "this is a one-channel (greyscale) model and the image is in colour",
+            "convert the image to greyscale first (e.g. cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)), "
+            "or use a colour model",
+        )
+
+
 def check_max_pixels(
     frames: np.ndarray | Sequence[int],
     max_pixels: int | str | None,
@@ -114,6 +127,8 @@ class Runner(abc.ABC):
     backend: str = "?"
     #: smallest frame side the model accepts (from its family / metadata); checked before running
     min_side: int = 1
+    #: a one-channel model (metadata ``channels`` 1): colour frames are refused before running
+    grey_only: bool = False
 
     def __init__(self, model_path: str | Path | None):
         self.model_path = Path(model_path) if model_path is not None else None
@@ -132,7 +147,10 @@ class Runner(abc.ABC):
         """The frames as a contiguous uint8 [N,H,W,3] batch, or a one-line :class:`InputImageError`:
         :func:`check_frames` with this model's ``min_side``. Backends add their own checks (largest
         frame, engine profile) by overriding and calling ``super().validate(frames)`` first."""
-        return check_frames(frames, self.min_side)
+        frames = check_frames(frames, self.min_side)
+        if self.grey_only:
+            check_grey_frames(frames)
+        return frames
 
     @abc.abstractmethod
     def _run(self, frames: np.ndarray) -> Prediction:

@@ -194,6 +194,7 @@ class OnnxRuntimeRunner(Runner):
             self.flavour, self.rewrite_to, path = self.facts.flavour, None, None
         super().__init__(path if isinstance(path, (str, os.PathLike)) else None)
         self.min_side = self.facts.min_side
+        self.grey_only = self.facts.metadata.get("channels") == "1"
         self.output_names = [o.name for o in self.session.get_outputs()]
 
     # compatibility with callers that read these directly

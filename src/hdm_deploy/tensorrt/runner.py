@@ -343,6 +343,7 @@ class TensorRTRunner(Runner):  # pragma: no cover - needs TensorRT and a GPU; de
         if self.sidecar is not None:
             self.profile = self.sidecar.profile(0)
             self.min_side = int(self.sidecar.model_metadata.get("min_side") or 1)
+            self.grey_only = self.sidecar.model_metadata.get("channels") == "1"
         else:
             shapes = [tuple(s) for s in engine.get_tensor_profile_shape(IMAGE_INPUT, 0)]
             self.profile = profile_from_engine(self.image, shapes)

@@ -85,7 +85,7 @@ def test_gray_variant_is_read_from_shapes_and_refuses_colour(tmp_path):
     assert np.array_equal(out[..., 0], out[..., 2])
     colour = grey.copy()
     colour[0, 0, 1] ^= 1
-    with pytest.raises(InputImageError, match="Gray model"):
+    with pytest.raises(InputImageError, match="greyscale"):
         runner.run(colour)
 
 

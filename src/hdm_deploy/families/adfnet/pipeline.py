@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 
 from hdm_deploy.core.errors import InputImageError
-from hdm_deploy.core.runner import Prediction, check_frames, quantize
+from hdm_deploy.core.runner import Prediction, check_frames, check_grey_frames, quantize
 from hdm_deploy.families.adfnet.family import MIN_SIDE, PAD_MULTIPLE
 from hdm_deploy.families.adfnet.model import ADFNet
 
@@ -49,13 +49,7 @@ CHOP_MIN_SIZE_GRAY = 400_000
 
 def check_grey(frames: np.ndarray) -> None:
     """A Gray model takes frames with three equal channels; anything else is a one-line error."""
-    if not (
-        np.array_equal(frames[..., 0], frames[..., 1]) and np.array_equal(frames[..., 0], frames[..., 2])
-    ):
-        raise InputImageError(
-            "this ADFNet is a Gray model and the image is in colour",
-            "convert it to greyscale first (e.g. cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)), or use an RGB model",
-        )
+    check_grey_frames(frames)
 
 
 def pad_crop_forward(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

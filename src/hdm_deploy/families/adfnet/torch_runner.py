@@ -17,7 +17,7 @@ from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.adfnet.family import MIN_SIDE
 from hdm_deploy.families.adfnet.model import ADFNet
-from hdm_deploy.families.adfnet.pipeline import PROTOCOLS, check_grey, enhance
+from hdm_deploy.families.adfnet.pipeline import PROTOCOLS, enhance
 from hdm_deploy.families.checkpoint_io import open_checkpoint
 
 
@@ -66,12 +66,7 @@ class TorchRunner(Runner):
         self.self_ensemble = bool(self_ensemble)
         self.device = pick_device(device)
         self.model = model.eval().to(self.device)
-
-    def validate(self, frames: Any) -> np.ndarray:
-        frames = super().validate(frames)
-        if self.model.config.n_colors == 1:
-            check_grey(frames)
-        return frames
+        self.grey_only = model.config.n_colors == 1  # colour frames refused by Runner.validate
 
     def _run(self, frames: np.ndarray) -> Prediction:
         return enhance(self.model, frames, protocol=self.protocol, self_ensemble=self.self_ensemble)
