@@ -173,7 +173,7 @@ def torch_runner(path: str | os.PathLike | None = None, *, arch: str | None = No
     )
     if foreign:  # e.g. HDM's --masks given for another family's checkpoint
         flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
-        raise HdmDeployError(f"{flags} does not apply to a {family.title} checkpoint", "leave it out")
+        raise HdmDeployError(f"{flags} does not apply to {family.title} checkpoints", "leave it out")
     options = {k: v for k, v in options.items() if v is not None}
     return family.resolve("torch_runner")(path, model=model, **options)
 

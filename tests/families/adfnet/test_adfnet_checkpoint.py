@@ -91,7 +91,7 @@ def test_gray_variant_is_read_from_shapes_and_refuses_colour(tmp_path):
 
 def test_masks_option_is_refused_for_adfnet(tmp_path, small_sd):
     path = save_published(small_sd, tmp_path / "small.pt")
-    with pytest.raises(Exception, match="--masks does not apply to a ADFNet"):
+    with pytest.raises(Exception, match="--masks does not apply to ADFNet"):
         torch_runner(path, masks="torch")
 
 
@@ -109,3 +109,27 @@ def test_published_size_net_matches_independent_implementation(variant, h, w):
     got = enhance(model.eval(), img).image_float[0][: expected.shape[0]]
     assert np.abs(got - expected).max() < 1e-4
     assert np.abs(expected - img.transpose(2, 0, 1)[: expected.shape[0]] / 255).mean() > 0.01  # not identity
+
+
+def test_cli_infer_reproduces_independent_implementation(tmp_path, small_sd):
+    """``hdm-deploy infer IMAGE --model CKPT`` (Real format) = the independent net, to uint8 rounding."""
+    import cv2
+    from typer.testing import CliRunner
+
+    from hdm_deploy.cli import app
+
+    path = save_published(small_sd, tmp_path / "adfnet_real.pth", fmt="real")
+    rgb = np.random.default_rng(7).integers(0, 256, (45, 61, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "noisy.png"), rgb[..., ::-1])
+    res = CliRunner().invoke(
+        app, ["infer", str(tmp_path / "noisy.png"), "--model", str(path), "--device", "cpu"]
+    )
+    assert res.exit_code == 0, res.output
+    got = cv2.imread(str(tmp_path / "noisy_enhanced.png"))[..., ::-1].astype(int)
+    expected = clean_pipeline(small_sd, rgb).numpy().transpose(1, 2, 0) * 255
+    diff = np.abs(got - expected)
+    assert diff.max() <= 0.5 + 1e-3  # the same float (|Δ| < 1e-4), rounded to the nearest level
+    res = CliRunner().invoke(
+        app, ["infer", str(tmp_path / "noisy.png"), "--model", str(path), "--masks", "torch"]
+    )
+    assert res.exit_code == 2 and "--masks does not apply" in res.output

@@ -4,6 +4,7 @@ Gray models, and the torch-free commands (infer, parity, bench, doctor) on the e
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -14,12 +15,14 @@ import numpy as np
 import onnx
 import pytest
 import torch
+from typer.testing import CliRunner
 
+from hdm_deploy.cli import app
 from hdm_deploy.export.exporter import export_onnx
 from hdm_deploy.families.adfnet.checkpoint import load_for_family
 from hdm_deploy.families.adfnet.model import dynamic_filter, set_dynamic_filter
-from hdm_deploy.graph.flavours import convert_file
-from hdm_deploy.graph.golden import load_golden
+from hdm_deploy.graph.golden import golden_path_for, load_golden
+from hdm_deploy.graph.metadata import read_metadata
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.parity import Thresholds, check_parity
 from independent_adfnet import random_state_dict, save_published
@@ -29,52 +32,69 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
+    """``hdm-deploy export CKPT`` (family found from the keys; the CLI's HDM-only --max-size default
+    is not used by ADFNet) → (checkpoint, model.onnx)."""
     folder = tmp_path_factory.mktemp("adfnet")
     ckpt = save_published(random_state_dict("rgb", width=8, seed=5), folder / "adfnet_small.pt")
-    result = export_onnx(ckpt, folder / "adfnet.onnx")
-    return ckpt, result
+    res = CliRunner().invoke(app, ["export", str(ckpt), "-o", str(folder / "adfnet.onnx")])
+    assert res.exit_code == 0, res.output
+    assert "rocket_160x107" in res.output  # the verification table was printed
+    return ckpt, folder / "adfnet.onnx"
 
 
 def _ops(path) -> set[str]:
     return {n.op_type for n in onnx.load(str(path)).graph.node}
 
 
+def _parity(path, golden):
+    bundle = load_golden(golden)
+    with OnnxRuntimeRunner(path, device="cpu") as runner:
+        return check_parity(runner, bundle, thresholds=Thresholds.from_dict(bundle.tolerances))
+
+
 def test_export_verified_on_photographs_with_metadata(exported):
-    _, result = exported
-    report = result.verification
-    assert report is not None and report.passed
+    _, path = exported
+    report = _parity(path, golden_path_for(path))
+    assert report.passed, report.failures
     names = [c.name for c in report.cases]
     assert any("batch2" in n for n in names) and any("150x100" in n for n in names)  # ×2 batch, H,W % 8 ≠ 0
     for case in report.cases:  # ≥ 99.9 % identical uint8 pixels, at most one level apart
         assert case.identical >= 99.9 and (case.max_abs_u8 or 0) <= 1
-    meta = result.metadata
+    meta = read_metadata(path)
     assert meta["family"] == "adfnet" and meta["pad_multiple"] == "8" and meta["pad_mode"] == "reflect"
     assert meta["channels"] == "3" and meta["colour_order"] == "RGB" and meta["dynamic_filter"] == "shifted"
     assert meta["variant"] == "custom" and json.loads(meta["network"]) == {"n_colors": 3, "width": 8}
-    ops = _ops(result.path)
+    ops = _ops(path)
     assert "DeformConv" in ops
     # no logging branch (If / data-dependent mean |offset|) and no Unfold-style gather of a 9× tensor
     assert not ops & {"If", "Loop", "Abs", "Col2Im"}
-    deform = [n for n in onnx.load(str(result.path)).graph.node if n.op_type == "DeformConv"]
+    deform = [n for n in onnx.load(str(path)).graph.node if n.op_type == "DeformConv"]
     assert len(deform) == 7
     assert all(a.i == 8 for n in deform for a in n.attribute if a.name == "offset_group")
 
 
 @pytest.mark.parametrize("flavour", ["plugin", "decompose"])
 def test_other_deformconv_flavours_match_pytorch(exported, tmp_path, flavour):
-    """8 offset groups survive the plugin rewrite (run in ORT as DeformConv) and the decomposition."""
-    _, result = exported
+    """``hdm-deploy convert``: 8 offset groups survive the plugin rewrite (run in ORT as DeformConv)
+    and the decomposition; then ``trtexec-args`` (TensorRT-free) and ``build-engine`` (needs TensorRT)."""
+    _, path = exported
     out = tmp_path / f"adfnet.{flavour}.onnx"
-    convert_file(result.path, out, flavour)
-    bundle = load_golden(result.golden_path)
-    with OnnxRuntimeRunner(out, device="cpu") as runner:
-        report = check_parity(runner, bundle, thresholds=Thresholds.from_dict(bundle.tolerances))
+    res = CliRunner().invoke(app, ["convert", str(path), "--deform", flavour, "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    report = _parity(out, golden_path_for(path))
     assert report.passed, report.failures
     if flavour == "plugin":
         nodes = [n for n in onnx.load(str(out)).graph.node if n.op_type == "HdmDeformConv"]
         assert len(nodes) == 7 and all(
             a.i == 8 for n in nodes for a in n.attribute if a.name == "offset_group"
         )
+        lib = "/opt/hdm/libhdm_deploy_plugins.so"  # where trtexec's machine has it
+        res = CliRunner().invoke(app, ["trtexec-args", str(out), "--trt", "8.6", "--plugin-lib", lib])
+        assert res.exit_code == 0 and f"--plugins={lib}" in res.output, res.output
+        assert "--minShapes=image:1x64x64x3" in res.output  # the default profile (≥ min_side 8)
+    res = CliRunner().invoke(app, ["build-engine", str(out), "-o", str(tmp_path / "a.engine")])
+    if importlib.util.find_spec("tensorrt") is None:
+        assert res.exit_code == 3 and "TensorRT" in res.output, res.output
 
 
 def test_plugin_cpu_kernel_handles_eight_offset_groups(exported):
@@ -159,7 +179,7 @@ def _cli_without_torch(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def test_cli_on_onnx_needs_no_flags_and_no_torch(exported, tmp_path):
-    _, result = exported
+    _, model_path = exported
     rng = np.random.default_rng(0)
     img = rng.integers(0, 256, (37, 45, 3), dtype=np.uint8)
     cv2.imwrite(str(tmp_path / "a.png"), img)
@@ -169,7 +189,7 @@ def test_cli_on_onnx_needs_no_flags_and_no_torch(exported, tmp_path):
     for _ in range(3):
         video.write(rng.integers(0, 256, (24, 40, 3), dtype=np.uint8))
     video.release()
-    model = str(result.path)
+    model = str(model_path)
     for src in ("a.png", "folder", "clip.avi"):
         p = _cli_without_torch("infer", src, "--model", model, cwd=tmp_path)
         assert p.returncode == 0, p.stderr + p.stdout
