@@ -133,3 +133,16 @@ def test_cli_infer_reproduces_independent_implementation(tmp_path, small_sd):
         app, ["infer", str(tmp_path / "noisy.png"), "--model", str(path), "--masks", "torch"]
     )
     assert res.exit_code == 2 and "--masks does not apply" in res.output
+
+
+def test_family_facts_are_torch_free():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; sys.modules['torch'] = None\n"
+        "from hdm_deploy.families.registry import get_family\n"
+        "f = get_family('adfnet'); print(f.frame.pad_multiple, f.detect(['x']))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.split() == ["8", "None"], out.stderr

@@ -200,3 +200,20 @@ def test_cli_on_onnx_needs_no_flags_and_no_torch(exported, tmp_path):
     assert p.returncode == 0, p.stderr + p.stdout
     p = _cli_without_torch("doctor", model, "--trt", "10.13", cwd=tmp_path)
     assert p.returncode in (0, 1) and "Traceback" not in p.stderr, p.stderr + p.stdout
+
+
+def test_cli_parity_and_bench_with_the_checkpoint(exported, tmp_path):
+    """The ONNX file against its checkpoint on an image folder, and both in one bench table."""
+    ckpt, path = exported
+    (tmp_path / "imgs").mkdir()
+    img = np.random.default_rng(3).integers(0, 256, (41, 50, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "imgs" / "x.png"), img)
+    runner = CliRunner()
+    res = runner.invoke(
+        app, ["parity", str(path), "--reference", str(ckpt), "--images", str(tmp_path / "imgs")]
+    )
+    assert res.exit_code == 0 and "parity passed" in res.output, res.output
+    res = runner.invoke(
+        app, ["bench", str(ckpt), str(path), "--size", "48x40", "--warmup", "0", "--iters", "1"]
+    )
+    assert res.exit_code == 0 and "protocol=clean" in res.output, res.output
