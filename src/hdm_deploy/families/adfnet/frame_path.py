@@ -43,12 +43,13 @@ class FramePath(nn.Module):
         self.grey = net.config.n_colors == 1
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor]:
-        x = image.permute(0, 3, 1, 2).to(torch.float32) / 255 if self.io == "uint8" else image
+        # cast before any other op touches the uint8 tensor (TensorRT takes UINT8 only as I/O behind a Cast)
+        x = image.to(torch.float32).permute(0, 3, 1, 2) / 255 if self.io == "uint8" else image
         if self.grey:
             x = x[:, :1]
         y = pad_crop_forward(self.net, x)
         if self.grey:
             y = y.expand(-1, 3, -1, -1)
         if self.io == "uint8":
-            y = torch.round(y * 255).to(torch.uint8).permute(0, 2, 3, 1)
+            y = torch.round(y * 255).permute(0, 2, 3, 1).to(torch.uint8)
         return (y,)
