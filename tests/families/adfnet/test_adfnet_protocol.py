@@ -97,3 +97,15 @@ def test_runner_options(tiny_model):
         TorchRunner(model=tiny_model, self_ensemble=True)
     with pytest.raises(HdmDeployError, match="protocol"):
         TorchRunner(model=tiny_model, protocol="tiles")
+
+
+def test_gray_published_protocol_chops_without_padding():
+    torch.manual_seed(1)
+    model = ADFNet(ADFNetConfig(1, 8)).eval()
+    grey = np.random.default_rng(1).integers(0, 256, (1, 75, 90, 1), dtype=np.uint8)
+    frames = np.repeat(grey, 3, axis=3)
+    got = enhance(model, frames, protocol="published").image_float
+    x = torch.from_numpy(grey).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():  # ADFNet_Gray/test.py: quadrants 56×64 (multiples of 8), no pad, min_size 400,000
+        expected = forward_chop(x, model, min_size=400_000).clamp(0, 1).numpy()
+    assert np.array_equal(got, np.repeat(expected, 3, axis=1))
