@@ -62,6 +62,8 @@ OPSETS = SUPPORTED_OPSETS
 #: multiples of 4, so that the padding path is traced.
 EXAMPLE_SHAPE = (2, 37, 42)
 MAX_SIDE = 16384
+#: smallest dynamic H, W of the traced graph (a family's ``min_side`` may raise it)
+MIN_TRACED_SIDE = 8
 MAX_BATCH = 1024
 
 
@@ -126,21 +128,23 @@ def _load_model(
     return family, model.float().cpu().eval(), info
 
 
-def _torch_export(wrapper: torch.nn.Module, io: str) -> torch.export.ExportedProgram:
+def _torch_export(wrapper: torch.nn.Module, io: str, min_side: int = 1) -> torch.export.ExportedProgram:
+    """``min_side``: the family's smallest frame side (the dynamic H, W start at it, at least 8)."""
     n, h, w = EXAMPLE_SHAPE
+    lo = max(MIN_TRACED_SIDE, int(min_side))
     if io == "uint8":
         example = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8)
         dims = {
             0: torch.export.Dim("N", min=1, max=MAX_BATCH),
-            1: torch.export.Dim("H", min=8, max=MAX_SIDE),
-            2: torch.export.Dim("W", min=8, max=MAX_SIDE),
+            1: torch.export.Dim("H", min=lo, max=MAX_SIDE),
+            2: torch.export.Dim("W", min=lo, max=MAX_SIDE),
         }
     else:
         example = torch.rand(n, 3, h, w)
         dims = {
             0: torch.export.Dim("N", min=1, max=MAX_BATCH),
-            2: torch.export.Dim("H", min=8, max=MAX_SIDE),
-            3: torch.export.Dim("W", min=8, max=MAX_SIDE),
+            2: torch.export.Dim("H", min=lo, max=MAX_SIDE),
+            3: torch.export.Dim("W", min=lo, max=MAX_SIDE),
         }
     try:
         return torch.export.export(
@@ -292,7 +296,7 @@ def build_onnx(
     wrapper = hooks.wrapper(model, io, plan)
     with hooks.tracing(plan), torch.no_grad():
         with steps("trace", "torch.export (dynamic N, H, W)"):
-            program = _torch_export(wrapper, io)
+            program = _torch_export(wrapper, io, family.frame.min_side)
         with steps("onnx", f"ONNX conversion (dynamo exporter, opset {_graph.OPSET})"):
             outputs = [OUTPUT_NAME, *family.extras]
             proto = _to_onnx(program, _graph.OPSET, outputs, hooks.translation_table(plan))
