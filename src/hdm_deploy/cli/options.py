@@ -30,6 +30,15 @@ MasksOption = Annotated[
     ),
 ]
 
+ArchOption = Annotated[
+    str | None,
+    typer.Option(
+        "--arch",
+        help="Checkpoints: the model family (and variant), e.g. mhnet or mhnet:derain, instead of "
+        "detecting it from the state-dict keys.",
+    ),
+]
+
 # ---- choices (typer shows and checks them; commands take ``.value``) -------------------------------
 Flavour = Enum("Flavour", {f: f for f in FLAVOURS}, type=str)  #: ``--deform``
 IoKind = Enum("IoKind", {k: k for k in IO_KINDS}, type=str)  #: ``--io``

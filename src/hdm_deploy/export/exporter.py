@@ -46,7 +46,7 @@ from hdm_deploy.core.contracts import (
 from hdm_deploy.core.errors import ExportError, ParityError, first_line
 from hdm_deploy.core.fs import discard, sha256_file, temp_path_beside
 from hdm_deploy.families.base import Family, FamilyExport
-from hdm_deploy.families.checkpoint_io import open_checkpoint
+from hdm_deploy.families.checkpoint_io import open_checkpoint, sample_checkpoint
 from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
 from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
@@ -119,7 +119,7 @@ def _load_model(
         family, _ = detect_family(checkpoint.state_dict().keys(), arch=arch)
         return family, checkpoint.float().cpu().eval(), {"checkpoint": "(in-memory model)"}
     if checkpoint is None:
-        checkpoint = get_family((arch or DEFAULT_FAMILY).partition(":")[0]).resolve("sample_checkpoint")()
+        checkpoint = sample_checkpoint(get_family((arch or DEFAULT_FAMILY).partition(":")[0]))
     path = Path(checkpoint)
     family, model, meta = open_checkpoint(path, trust_checkpoint=trust_checkpoint, arch=arch)
     info = {"checkpoint": path.name, "checkpoint_sha256": sha256_file(path)}

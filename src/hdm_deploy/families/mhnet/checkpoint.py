@@ -49,7 +49,8 @@ def _count(state: Mapping[str, Any], pattern: str) -> int:
 
 
 def infer_config(state: Mapping[str, torch.Tensor]) -> MHNetConfig:
-    """Width, n_feat, block counts and heads read off the tensor shapes of a 2023 state dict."""
+    """Width, n_feat, block counts and heads read off the tensor shapes of a 2023 state dict (the
+    kernel size stays the published 3: a wrong one is then reported as mis-shaped keys)."""
     try:
         width = state["shallow_feat1.0.weight"].shape[0]
         n_feat = state["stage2.info.weight"].shape[0]
@@ -58,7 +59,6 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> MHNetConfig:
         enc = tuple(_count(state, rf"stage1\.encoders\.{i}\.(\d+)\.") for i in range(levels))
         dec = tuple(_count(state, rf"stage1\.decoders\.{i}\.(\d+)\.") for i in range(levels))
         num_cab = _count(state, r"stage2\.CABG1\.body\.(\d+)\.body\.") or 0
-        kernel = state["tail.weight"].shape[-1]
         in_c = state["shallow_feat1.0.weight"].shape[1]
         out_c = state["tail.weight"].shape[0]
         reduction = width // state["shallow_feat1.1.CA.conv_du.0.weight"].shape[0]
@@ -71,7 +71,6 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> MHNetConfig:
         width=width,
         n_feat=n_feat,
         num_cab=num_cab,
-        kernel_size=kernel,
         reduction=reduction,
         enc_blk_nums=enc,
         dec_blk_nums=dec,
