@@ -253,10 +253,17 @@ def _check_options(io: str, deform: str, precision: str, opset: int) -> None:
         raise ExportError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
     if opset not in OPSETS:
         raise ExportError(f"opset {opset} is not supported", f"use one of {', '.join(map(str, OPSETS))}")
-    if opset < 19 and deform == "onnx":
+
+
+def _check_deform_opset(proto: onnx.ModelProto, deform: str, opset: int) -> bool:
+    """Whether the traced graph has deformable convolutions; refuses ``--deform onnx`` below opset 19
+    for a graph that has them (a network without any exports at any opset whatever ``--deform`` says)."""
+    has_deform = flavours.detect_flavour(proto) is not None
+    if has_deform and opset < 19 and deform == "onnx":
         raise ExportError(
             f"DeformConv does not exist in opset {opset}", "export with --deform plugin or --deform decompose"
         )
+    return has_deform
 
 
 def _family_export(family: Family) -> FamilyExport:
@@ -300,6 +307,7 @@ def build_onnx(
         with steps("onnx", f"ONNX conversion (dynamo exporter, opset {_graph.OPSET})"):
             outputs = [OUTPUT_NAME, *family.extras]
             proto = _to_onnx(program, _graph.OPSET, outputs, hooks.translation_table(plan))
+    has_deform = _check_deform_opset(proto, deform, opset)
     with steps("rewrite", f"{family.name} functions, DeformConv → {deform}, metadata"):
         if opset < _graph.OPSET:
             proto = lower_opset(proto, opset, passthrough=("DeformConv",))
@@ -315,7 +323,7 @@ def build_onnx(
             family,
             hooks.metadata(model, plan, source or {}),
             io,
-            deform,
+            deform if has_deform else flavours.NO_DEFORM,
             precision,
             opset,
             inline_functions,
