@@ -14,6 +14,7 @@ import numpy as np
 import onnx
 import pytest
 
+import _mhnet_helpers
 import independent_mhnet as ind
 from hdm_deploy.core.photos import golden_cases
 from hdm_deploy.graph.golden import load_golden
@@ -23,18 +24,13 @@ ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("mhnet")
-    state = ind.random_state(ind.TINY, seed=1)
-    return state, ind.save_published(state, folder / "mhnet_tiny.pth")
+def tiny():
+    return _mhnet_helpers.tiny_state(), _mhnet_helpers.tiny_checkpoint()
 
 
 @pytest.fixture(scope="module")
-def exported(tiny):
-    from hdm_deploy.export.exporter import export_onnx
-
-    _, ckpt = tiny
-    return export_onnx(ckpt, ckpt.with_name("mhnet_tiny.onnx"))
+def exported():
+    return _mhnet_helpers.tiny_export()
 
 
 def test_runner_reproduces_the_independent_network(tiny):
