@@ -2,9 +2,10 @@
 
 Rows (PSNR of the final-stage float output, in dB, vs the FP32 PyTorch network; higher is better):
 
-* **PyTorch FP16**: the network run in ``torch.float16`` (weights, activations and every op's
-  output FP16, as a TensorRT FP16 engine stores them), with LayerNorm2d and/or the MDTA attention
-  kept FP32 (inputs cast up, outputs cast down) — the islands under study;
+* **PyTorch FP16 emulation**: FP16 weights and every op's output rounded to FP16 (as an FP16 engine
+  stores activations; overflow becomes inf), arithmetic inside each op in FP32 (as TensorRT's FP16
+  kernels accumulate), with LayerNorm2d and/or the MDTA attention kept FP32 (nothing rounded
+  inside them) — the islands under study;
 * **ONNX Runtime**: the exported FP16 graph (``export --precision fp16``, float I/O). ORT CPU runs
   FP16 nodes without CPU kernels in FP32 behind casts, so this row shows the graph is sound and
   what rounding between nodes costs, not FP16 arithmetic.
@@ -22,7 +23,6 @@ no trained checkpoint is available here; activation ranges of trained weights ma
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 
 import numpy as np
@@ -37,29 +37,51 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(1.0 / mse)
 
 
-@contextlib.contextmanager
-def fp32_islands(model, classes: tuple[type, ...]):
-    """Run modules of ``classes`` in FP32 inside an FP16 network (cast in, compute, cast out)."""
-    import torch
+class Fp16Storage:
+    """Emulates an FP16 engine in FP32 PyTorch: every float op output is rounded to FP16 (overflow →
+    inf), arithmetic inside an op stays FP32 (TensorRT's FP16 kernels accumulate in FP32); inside the
+    island modules nothing is rounded (their output is, on the way out). Weights: rounded once."""
 
-    saved = []
-    for module in model.modules():
-        if isinstance(module, classes):
-            module.float()
-            original = module.forward
+    def __init__(self, model, islands: tuple[type, ...]):
+        self.model = model
+        self.islands = islands
+        self.depth = 0
 
-            def forward(*args, _f=original, **kw):
-                out = _f(*(a.float() if torch.is_tensor(a) else a for a in args), **kw)
-                return out.half()
+    def __enter__(self):
+        import torch
+        from torch.utils._python_dispatch import TorchDispatchMode
 
-            module.forward = forward
-            saved.append((module, original))
-    try:
-        yield
-    finally:
-        for module, original in saved:
-            module.forward = original
-            module.half()
+        outer = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                if outer.depth:
+                    return out
+                return torch.utils._pytree.tree_map(
+                    lambda t: t.half().float() if torch.is_tensor(t) and t.dtype == torch.float32 else t, out
+                )
+
+        def enter(*_):
+            self.depth += 1
+
+        def leave(_m, _i, out):
+            self.depth -= 1
+            return out.half().float() if self.depth == 0 else out
+
+        self.hooks = []
+        for module in self.model.modules():
+            if isinstance(module, self.islands):
+                self.hooks.append(module.register_forward_pre_hook(enter))
+                self.hooks.append(module.register_forward_hook(leave))
+        self.mode = Mode()
+        self.mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self.mode.__exit__(*exc)
+        for h in self.hooks:
+            h.remove()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,15 +117,15 @@ def main(argv: list[str] | None = None) -> int:
     at_1080p = max(sums) / positions * (1088 // 16) * (1920 // 16)
 
     rows: list[tuple[str, float]] = []
-    half = copy.deepcopy(model).half()
+    half = copy.deepcopy(model).half().float()  # FP16 weights
     for label, classes in (
         ("PyTorch FP16, no FP32 islands", ()),
         ("PyTorch FP16, FP32 LayerNorm2d", (LayerNorm2d,)),
         ("PyTorch FP16, FP32 MDTA attention", (Attention,)),
         ("PyTorch FP16, FP32 LayerNorm2d + attention", (LayerNorm2d, Attention)),
     ):
-        with fp32_islands(half, classes), torch.no_grad():
-            y = half.restore(x.half()).float()[:, :, :h, :w].clamp(0, 1).numpy()
+        with torch.no_grad(), Fp16Storage(half, classes):
+            y = half.restore(x.half().float())[:, :, :h, :w].clamp(0, 1).numpy()
         rows.append((label, psnr(y, ref) if np.isfinite(y).all() else float("nan")))
 
     if not args.no_onnx:

@@ -206,7 +206,10 @@ def _separate_outputs(model: onnx.ModelProto) -> None:
 def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str, family: Family) -> onnx.ModelProto:
     if precision == "fp32":
         return model
-    return policy.apply_precision(model, precision, flavour=flavour, fp32_functions=family.fp32_functions)
+    islands = [policy.Island(name, reason, scopes=(scope,)) for name, reason, scope in family.fp32_scopes]
+    return policy.apply_precision(
+        model, precision, flavour=flavour, fp32_functions=family.fp32_functions, extra_islands=islands
+    )
 
 
 def build_metadata(

@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 import _mhnet_helpers
 from hdm_deploy.cli import app
 from hdm_deploy.core.photos import golden_cases
+from hdm_deploy.graph.precision import policy_report
 from hdm_deploy.runtime import load_runner
 
 cli = CliRunner()
@@ -84,12 +85,12 @@ def test_export_opset17_fp16_then_parity_and_bench(files):
     assert code == 0, out
     model = onnx.load(str(fp16))
     meta = {p.key: p.value for p in model.metadata_props}
-    assert (meta["opset"], meta["precision"], meta["deform"], meta["family"]) == (
-        "17",
-        "fp16",
-        "none",
-        "mhnet",
-    )
+    assert (meta["opset"], meta["precision"], meta["deform"]) == ("17", "fp16", "none")
+    # the family's FP32 island: the whole MDTA block (L2 norms, attention matmuls, softmax)
+    island = set(policy_report(model).islands["mdta"])
+    kept = {n.op_type for n in model.graph.node if n.name in island}
+    assert {"ReduceL2", "Softmax", "MatMul", "Conv"} <= kept
+    assert not any(n.op_type == "ReduceL2" and n.name not in island for n in model.graph.node)
     code, out = _invoke("parity", fp16)  # against its golden bundle (FP16 tolerances: PSNR ≥ 45 dB)
     assert code == 0 and "parity passed" in out, out
     code, out = _invoke("doctor", fp16, "--trt", "8.6", "--trt", "8.5")  # opset 17: TensorRT 8.x parsers

@@ -75,6 +75,17 @@ FAMILY = Family(
     title="MHNet (Gao et al., 2023; deblur/derain)",
     task="deblur",
     frame=FrameContract(pad_multiple=PAD_MULTIPLE, pad_mode=PAD_MODE, min_side=MIN_SIDE),
+    # FP16 policy (benchmarks/mhnet_fp16.py, docs/mhnet.md): the MDTA block at 1/16 resolution stays
+    # FP32 — F.normalize sums squares over H/16·W/16 positions (8160 at 1080p), which overflows FP16
+    # once the RMS activation exceeds ~2.8; it is 0.4 % of the MACs. LayerNorm2d stays FP16
+    # (measured: +0.9 dB in FP32, the FP16 network is ≥ 70 dB either way).
+    fp32_scopes=(
+        (
+            "mdta",
+            "MDTA attention: L2 norms over all H/16·W/16 positions overflow FP16 beyond RMS ≈ 2.8",
+            r"(^|/)net\.stage1\.middle_blks\.0(/|$)",
+        ),
+    ),
     detect=detect,
     load_checkpoint="hdm_deploy.families.mhnet.checkpoint:load_for_family",
     torch_runner="hdm_deploy.families.mhnet.torch_runner:TorchRunner",
