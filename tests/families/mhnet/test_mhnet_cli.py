@@ -73,6 +73,10 @@ def test_options_that_do_not_apply_to_mhnet(files):
     assert code == 2 and "does not apply to MHNet" in out, out
     code, out = _invoke("export", ckpt, "-o", folder / "y.onnx", "--arch", "mhnet:derain")
     assert code == 2 and "does not fit MHNet-derain" in out, out
+    code, out = _invoke("export", "--arch", "mhnet", "-o", folder / "z.onnx")  # no bundled sample
+    assert code == 2 and "mhnet family has no bundled sample checkpoint" in out, out
+    code, out = _invoke("infer", image, "--arch", "mhnet", "-o", folder / "z.png")
+    assert code == 2 and "mhnet family has no bundled sample checkpoint" in out, out
     code, out = _invoke("convert", onnx_path, "--deform", "plugin", "-o", folder / "p.onnx")
     assert code == 2 and "no deformable convolutions" in out and "same graph" in out, out
     assert not (folder / "p.onnx").exists()
