@@ -278,11 +278,12 @@ def infer_cmd(
     refuse_inapplicable(
         kind,
         masks=masks,
+        arch=arch,
         plugin_lib=plugin_lib,
         trust_checkpoint=trust_checkpoint,
         allow_foreign=foreign_model,
     )
-    masks_given, masks = masks, mask_impl(masks)  # a family that takes no --masks gets none
+    mask_impl(masks)  # validated; None (not given) lets each family's runner use its default
     plan = plan_outputs(source, output)
 
     refuse_overwrite([model], [dst for _, dst in plan.targets])
@@ -293,8 +294,8 @@ def infer_cmd(
         open_video(source, limit)[0].release()
     with load_runner(
         model,
-        masks=masks_given if kind == "torch" else None,
-        arch=arch if kind == "torch" else None,
+        masks=masks if kind == "torch" else None,
+        arch=arch,
         device=device,
         trust_checkpoint=trust_checkpoint or None,
         plugin_lib=plugin_lib,
@@ -477,6 +478,7 @@ def parity_cmd(
         int | None, typer.Option("--max-abs-u8", help="Maximum |Δ| of uint8 outputs (levels).")
     ] = None,
     masks: MasksOption = None,
+    arch: ArchOption = None,
     device: DeviceOption = None,
     plugin_lib: PluginLibOption = None,
     foreign_model: ForeignModelOption = False,
@@ -502,9 +504,11 @@ def parity_cmd(
             "--masks does not apply to a golden bundle (its masks were computed at export)",
             "drop --masks, or pass a checkpoint with --reference",
         )
+    if arch is not None and "torch" not in {model_kind_of(model), None if golden_ref else model_kind_of(ref)}:
+        raise HdmDeployError("--arch applies to checkpoints, and neither side is one", "leave it out")
     if not golden_ref:
         refuse_inapplicable(model_kind_of(ref), masks=masks)
-    masks_given, masks = masks, mask_impl(masks)
+    mask_impl(masks)  # validated; None (not given) lets each family's runner use its default
     percent(identical_min, "--identical-min")
     percent(mask_min, "--mask-min")
     inputs = [model, ref, images]
@@ -543,7 +547,7 @@ def parity_cmd(
             if images
             else None,
             thresholds=thresholds,
-            reference_options={"masks": masks_given}
+            reference_options={"masks": masks, "arch": arch}
             if not golden_ref and model_kind_of(ref) == "torch"
             else {},
             heatmap_dir=heatmap,
@@ -551,11 +555,12 @@ def parity_cmd(
                 "device": device,
                 "plugin_lib": plugin_lib,
                 "allow_foreign": foreign_model or None,
+                **({"arch": arch} if model_kind_of(model) == "torch" else {}),
             },
             progress=progress,
         )
     print_table(out, parity.render_table(report))
-    if not golden_ref:
+    if not golden_ref and masks is not None:
         console.print(f"[dim]reference masks: {masks}[/]", highlight=False)
     if json_path:
         parity.write_json(report, json_path)
@@ -577,6 +582,7 @@ def bench_cmd(
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Untimed calls first.")] = 3,
     iters: Annotated[int, typer.Option("--iters", min=1, help="Timed calls.")] = 10,
     masks: MasksOption = None,
+    arch: ArchOption = None,
     device: DeviceOption = None,
     plugin_lib: PluginLibOption = None,
     foreign_model: ForeignModelOption = False,
@@ -589,7 +595,7 @@ def bench_cmd(
         _existing_model(m)
     if masks is not None and "torch" not in {model_kind_of(m) for m in models}:
         refuse_inapplicable(model_kind_of(models[0]), masks=masks)
-    masks_given, masks = masks, mask_impl(masks)
+    mask_impl(masks)  # validated; None (not given) lets each family's runner use its default
 
     refuse_overwrite(models, [json_path])
     if json_path is not None:
@@ -605,7 +611,8 @@ def bench_cmd(
             warmup,
             iters,
             runner_options={
-                "masks": masks_given,
+                "masks": masks,
+                "arch": arch,
                 "device": device,
                 "plugin_lib": plugin_lib,
                 "allow_foreign": foreign_model or None,
@@ -613,7 +620,7 @@ def bench_cmd(
             progress=lambda _i: progress.advance(task),
         )
     print_table(out, bench.render_table(results))
-    if any(model_kind_of(m) == "torch" for m in models):
+    if masks is not None and any(model_kind_of(m) == "torch" for m in models):
         console.print(f"[dim]checkpoints ran with --masks {masks}[/]", highlight=False)
     if json_path:
         bench.write_json(results, json_path)

@@ -35,7 +35,8 @@ ArchOption = Annotated[
     str | None,
     typer.Option(
         "--arch",
-        help="Checkpoint family[:variant] (e.g. adfnet:L) instead of detecting it from the state-dict keys.",
+        help="Checkpoints: the model family[:variant] (e.g. adfnet:L, mhnet:derain) instead of "
+        "detecting it from the state-dict keys.",
     ),
 ]
 

@@ -46,7 +46,7 @@ from hdm_deploy.core.contracts import (
 from hdm_deploy.core.errors import ExportError, ParityError, first_line
 from hdm_deploy.core.fs import discard, sha256_file, temp_path_beside
 from hdm_deploy.families.base import Family, FamilyExport
-from hdm_deploy.families.checkpoint_io import open_checkpoint
+from hdm_deploy.families.checkpoint_io import open_checkpoint, sample_checkpoint
 from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
 from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
@@ -62,6 +62,8 @@ OPSETS = SUPPORTED_OPSETS
 #: multiples of 4, so that the padding path is traced.
 EXAMPLE_SHAPE = (2, 37, 42)
 MAX_SIDE = 16384
+#: smallest dynamic H, W of the traced graph (a family's ``min_side`` may raise it)
+MIN_TRACED_SIDE = 8
 MAX_BATCH = 1024
 
 
@@ -117,7 +119,7 @@ def _load_model(
         family, _ = detect_family(checkpoint.state_dict().keys(), arch=arch)
         return family, checkpoint.float().cpu().eval(), {"checkpoint": "(in-memory model)"}
     if checkpoint is None:
-        checkpoint = get_family((arch or DEFAULT_FAMILY).partition(":")[0]).resolve("sample_checkpoint")()
+        checkpoint = sample_checkpoint(get_family((arch or DEFAULT_FAMILY).partition(":")[0]))
     path = Path(checkpoint)
     family, model, meta = open_checkpoint(path, trust_checkpoint=trust_checkpoint, arch=arch)
     info = {"checkpoint": path.name, "checkpoint_sha256": sha256_file(path)}
@@ -126,21 +128,23 @@ def _load_model(
     return family, model.float().cpu().eval(), info
 
 
-def _torch_export(wrapper: torch.nn.Module, io: str) -> torch.export.ExportedProgram:
+def _torch_export(wrapper: torch.nn.Module, io: str, min_side: int = 1) -> torch.export.ExportedProgram:
+    """``min_side``: the family's smallest frame side (the dynamic H, W start at it, at least 8)."""
     n, h, w = EXAMPLE_SHAPE
+    lo = max(MIN_TRACED_SIDE, int(min_side))
     if io == "uint8":
         example = torch.randint(0, 256, (n, h, w, 3), dtype=torch.uint8)
         dims = {
             0: torch.export.Dim("N", min=1, max=MAX_BATCH),
-            1: torch.export.Dim("H", min=8, max=MAX_SIDE),
-            2: torch.export.Dim("W", min=8, max=MAX_SIDE),
+            1: torch.export.Dim("H", min=lo, max=MAX_SIDE),
+            2: torch.export.Dim("W", min=lo, max=MAX_SIDE),
         }
     else:
         example = torch.rand(n, 3, h, w)
         dims = {
             0: torch.export.Dim("N", min=1, max=MAX_BATCH),
-            2: torch.export.Dim("H", min=8, max=MAX_SIDE),
-            3: torch.export.Dim("W", min=8, max=MAX_SIDE),
+            2: torch.export.Dim("H", min=lo, max=MAX_SIDE),
+            3: torch.export.Dim("W", min=lo, max=MAX_SIDE),
         }
     try:
         return torch.export.export(
@@ -202,7 +206,10 @@ def _separate_outputs(model: onnx.ModelProto) -> None:
 def _apply_precision(model: onnx.ModelProto, precision: str, flavour: str, family: Family) -> onnx.ModelProto:
     if precision == "fp32":
         return model
-    return policy.apply_precision(model, precision, flavour=flavour, fp32_functions=family.fp32_functions)
+    islands = [policy.Island(name, reason, scopes=(scope,)) for name, reason, scope in family.fp32_scopes]
+    return policy.apply_precision(
+        model, precision, flavour=flavour, fp32_functions=family.fp32_functions, extra_islands=islands
+    )
 
 
 def build_metadata(
@@ -249,10 +256,17 @@ def _check_options(io: str, deform: str, precision: str, opset: int) -> None:
         raise ExportError(f"unknown precision {precision!r}", f"use one of {', '.join(PRECISIONS)}")
     if opset not in OPSETS:
         raise ExportError(f"opset {opset} is not supported", f"use one of {', '.join(map(str, OPSETS))}")
-    if opset < 19 and deform == "onnx":
+
+
+def _check_deform_opset(proto: onnx.ModelProto, deform: str, opset: int) -> bool:
+    """Whether the traced graph has deformable convolutions; refuses ``--deform onnx`` below opset 19
+    for a graph that has them (a network without any exports at any opset whatever ``--deform`` says)."""
+    has_deform = flavours.detect_flavour(proto) is not None
+    if has_deform and opset < 19 and deform == "onnx":
         raise ExportError(
             f"DeformConv does not exist in opset {opset}", "export with --deform plugin or --deform decompose"
         )
+    return has_deform
 
 
 def _family_export(family: Family) -> FamilyExport:
@@ -292,10 +306,11 @@ def build_onnx(
     wrapper = hooks.wrapper(model, io, plan)
     with hooks.tracing(plan), torch.no_grad():
         with steps("trace", "torch.export (dynamic N, H, W)"):
-            program = _torch_export(wrapper, io)
+            program = _torch_export(wrapper, io, family.frame.min_side)
         with steps("onnx", f"ONNX conversion (dynamo exporter, opset {_graph.OPSET})"):
             outputs = [OUTPUT_NAME, *family.extras]
             proto = _to_onnx(program, _graph.OPSET, outputs, hooks.translation_table(plan))
+    has_deform = _check_deform_opset(proto, deform, opset)
     with steps("rewrite", f"{family.name} functions, DeformConv → {deform}, metadata"):
         if opset < _graph.OPSET:
             proto = lower_opset(proto, opset, passthrough=("DeformConv",))
@@ -311,7 +326,7 @@ def build_onnx(
             family,
             hooks.metadata(model, plan, source or {}),
             io,
-            deform,
+            deform if has_deform else flavours.NO_DEFORM,
             precision,
             opset,
             inline_functions,

@@ -64,6 +64,9 @@ class Family:
     extras: dict[str, str] = field(default_factory=dict)
     #: local functions ``(domain, name)`` the FP16 policy keeps in FP32
     fp32_functions: tuple[tuple[str, str], ...] = ()
+    #: main-graph FP32 islands the FP16 policy adds: ``(name, reason, regex)``, the regex searched in
+    #: each node's PyTorch module scope (``hdm_deploy.graph.precision.Island.scopes``)
+    fp32_scopes: tuple[tuple[str, str, str], ...] = ()
     #: torch-free: does this state dict (its key names) belong to the family? → variant name or None
     detect: Callable[[Iterable[str]], str | None] = lambda keys: None
     # "module:attribute" references, resolved lazily (torch lives behind them)

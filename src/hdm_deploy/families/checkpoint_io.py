@@ -36,6 +36,8 @@ __all__ = [
 WRAPPER_KEYS = ("model", "state_dict", "net", "params", "model_state_dict")
 #: Prefixes that wrappers (DataParallel, DDP, torch.compile) add to every key.
 STRIP_PREFIXES = ("module.", "_orig_mod.")
+#: Options every family's PyTorch runner takes (others: the family's ``torch_options``).
+COMMON_TORCH_OPTIONS = frozenset({"device", "trust_checkpoint"})
 #: Extra top-level key in checkpoints we write; the published loader ignores it.
 META_KEY = "hdm_deploy"
 
@@ -161,22 +163,27 @@ def open_checkpoint(
     return family, model, meta
 
 
+def sample_checkpoint(family: Family) -> Path:
+    """The family's bundled demonstration checkpoint, or a one-line error when it ships none."""
+    if not family.sample_checkpoint:
+        raise CheckpointError(
+            f"the {family.name} family has no bundled sample checkpoint", "pass the checkpoint file to use"
+        )
+    return Path(family.resolve("sample_checkpoint")())
+
+
 def torch_runner(path: str | os.PathLike | None = None, *, arch: str | None = None, **options: Any):
     """The PyTorch runner of a checkpoint's family (``None``: the default family's bundled sample)."""
     trust = bool(options.get("trust_checkpoint"))
     if path is None:
-        family = get_family((arch or DEFAULT_FAMILY).partition(":")[0])
-        path = family.resolve("sample_checkpoint")()
+        path = sample_checkpoint(get_family((arch or DEFAULT_FAMILY).partition(":")[0]))
     family, model, _ = open_checkpoint(path, trust_checkpoint=trust, arch=arch)
-    foreign = sorted(
-        k for k, v in options.items() if v is not None and k not in _RUNNER_OPTIONS | family.torch_options
-    )
-    if foreign:  # e.g. HDM's --masks given for another family's checkpoint
-        flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
-        raise HdmDeployError(f"{flags} does not apply to {family.title} checkpoints", "leave it out")
-    options = {k: v for k, v in options.items() if v is not None}
-    return family.resolve("torch_runner")(path, model=model, **options)
-
-
-#: options every family's PyTorch runner takes
-_RUNNER_OPTIONS = frozenset({"device", "trust_checkpoint"})
+    given = {k: v for k, v in options.items() if v is not None}
+    foreign = sorted(set(given) - COMMON_TORCH_OPTIONS - family.torch_options)
+    if foreign:
+        raise HdmDeployError(
+            f"{', '.join('--' + k.replace('_', '-') for k in foreign)} does not apply to "
+            f"{family.name} checkpoints ({path})",
+            "leave it out",
+        )
+    return family.resolve("torch_runner")(path, model=model, **given)

@@ -18,6 +18,7 @@ __all__ = ["DEFAULT_FAMILY", "FAMILIES", "detect_family", "get_family", "names"]
 FAMILIES: dict[str, str] = {
     "hdm": "hdm_deploy.families.hdm.family:FAMILY",
     "adfnet": "hdm_deploy.families.adfnet.family:FAMILY",
+    "mhnet": "hdm_deploy.families.mhnet.family:FAMILY",
 }
 #: The family whose bundled sample checkpoint runs when no model is given.
 DEFAULT_FAMILY = "hdm"

@@ -29,6 +29,7 @@ from hdm_deploy.core.contracts import (
     DECOMPOSE_DOMAIN,
     DECOMPOSE_DOMAIN_VERSION,
     FLAVOURS,
+    META_FAMILY,
     PLUGIN_ATTRIBUTES,
     PLUGIN_DOMAIN,
     PLUGIN_OP_TYPE,
@@ -41,6 +42,8 @@ from hdm_deploy.graph.ir_build import Builder
 PLUGIN_OP = PLUGIN_OP_TYPE
 #: metadata_props keys this module maintains
 META_DEFORM = "deform"
+#: ``deform`` metadata of a graph without deformable convolutions (every flavour is the same graph)
+NO_DEFORM = "none"
 META_INLINED = "functions_inlined"
 
 
@@ -250,7 +253,7 @@ def convert_deform(model: onnx.ModelProto, flavour: str, *, check: bool = True) 
     out = _graph.apply(
         ir.passes.PassManager([ConvertDeformPass(flavour), *_graph.tidy_passes().passes]), model
     )
-    if counts or META_DEFORM in meta:
+    if counts or meta.get(META_DEFORM) not in (None, NO_DEFORM):
         _graph.set_metadata(out, {META_DEFORM: flavour})
     if check:
         _graph.finalize(out, ir_version=max(model.ir_version, 3) if model.ir_version else _graph.IR_VERSION)
@@ -303,10 +306,18 @@ def convert_file(
     """``hdm-deploy convert``: read, rewrite (and optionally inline), check, write atomically."""
     model = _graph.load(source)
     if detect_flavour(model) is None:  # converting is all this command does: an unchanged copy would hide it
-        raise ModelFormatError(
-            f"{source}: no DeformConv nodes: nothing to convert",
-            "give an ONNX file written by `hdm-deploy export` (or convert of one)",
-        )
+        family = _graph.metadata(model).get(META_FAMILY)
+        if family is None:
+            raise ModelFormatError(
+                f"{source}: no DeformConv nodes: nothing to convert",
+                "give an ONNX file written by `hdm-deploy export` (or convert of one)",
+            )
+        if not (inline and model.functions):
+            raise ModelFormatError(
+                f"{source}: this {family} model has no deformable convolutions, so every --deform "
+                "flavour is this same graph: nothing to convert",
+                "use the file as it is (ONNX Runtime and TensorRT need no plugin for it)",
+            )
     converted = convert_deform(model, flavour, check=not inline)
     if inline:
         converted = inline_functions(converted)

@@ -7,6 +7,9 @@ ONNX schemas; anything else is refused with an error rather than converted appro
 * ``Reduce*`` with ``axes`` as an input (opset 18) → ``axes`` attribute (opset 13 form), the input
   must be a constant;
 * ``Split`` with ``num_outputs`` (opset 18) → the opset 13 form (equal split by output count);
+* ``Resize`` without the opset 18/19 additions in use (``antialias``, ``axes``,
+  ``keep_aspect_ratio_policy`` other than ``stretch``, ``half_pixel_symmetric``) → the opset 13 form
+  (those attributes, at their defaults, dropped);
 * ops whose newer versions only added types or optional features that the node does not use
   (``Pad`` without ``axes`` and without ``wrap``, ``Cast`` without ``saturate``, ``AveragePool``
   without ``dilations``, ``Reshape``, ``Shape``, ``Constant``, ``Identity``, ``Equal``, …) keep
@@ -84,6 +87,13 @@ def _check_compatible(node: onnx.NodeProto) -> None:
         problem = "Cast with saturate"
     elif node.op_type == "AveragePool" and any(d != 1 for d in attrs.get("dilations", [])):
         problem = "AveragePool with dilations"
+    elif node.op_type == "Resize" and (
+        attrs.get("antialias", 0)
+        or "axes" in attrs
+        or attrs.get("keep_aspect_ratio_policy", b"stretch") != b"stretch"
+        or attrs.get("coordinate_transformation_mode") == b"half_pixel_symmetric"
+    ):
+        problem = "Resize with antialias, axes, keep_aspect_ratio_policy or half_pixel_symmetric"
     if problem:
         raise ExportError(f"node {node.name or node.output[0]}: {problem} has no form in the target opset")
 
@@ -135,6 +145,12 @@ def lower_opset(model: onnx.ModelProto, target: int, passthrough: tuple[str, ...
             num = attrs.pop("num_outputs", None)
             if num is not None and len(node.input) < 2 and num != len(node.output):
                 raise ExportError(f"Split {node.name}: num_outputs ≠ number of outputs")
+            nodes.append(_replace(node, list(node.input), attrs))
+        elif node.op_type == "Resize" and old_schema.since_version >= 18:
+            _check_compatible(node)  # the opset 18/19 attributes, at their defaults, are dropped
+            attrs = {
+                k: v for k, v in _attrs(node).items() if k not in ("antialias", "keep_aspect_ratio_policy")
+            }
             nodes.append(_replace(node, list(node.input), attrs))
         elif node.op_type in _SAME_FORM:
             _check_compatible(node)

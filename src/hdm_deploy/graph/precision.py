@@ -531,15 +531,18 @@ def apply_precision(
     precision: str,
     flavour: str | None = None,
     fp32_functions: Iterable[tuple[str, str]] = (),
+    extra_islands: Iterable[Island] = (),
 ) -> onnx.ModelProto:
     """Exporter entry point (``export --precision``): ``fp32`` → unchanged, ``fp16`` →
     :func:`apply_fp16_policy` with the flavour's default islands plus the caller's FP32 local
-    functions. Apply it *before* ``--inline-functions`` (function bodies then stay FP32 through
-    inlining)."""
+    functions and ``extra_islands`` (a family's own network islands). Apply it *before*
+    ``--inline-functions`` (function bodies then stay FP32 through inlining)."""
     if precision == "fp32":
         return model
     if precision == "fp16":
-        return apply_fp16_policy(model, flavour=flavour, fp32_functions=fp32_functions)
+        extra = list(extra_islands)
+        islands = [*resolve_islands(None, flavour), *extra] if extra else None
+        return apply_fp16_policy(model, islands, flavour=flavour, fp32_functions=fp32_functions)
     raise ExportError(f"unknown precision {precision!r}", "use fp32 or fp16")
 
 
