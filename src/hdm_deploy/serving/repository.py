@@ -29,11 +29,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import onnx
+
 from hdm_deploy.core.contracts import INPUT_NAME, OUTPUT_NAME
 from hdm_deploy.core.errors import HdmDeployError, ModelFormatError, OutputPathError
 from hdm_deploy.core.fs import atomic_write_text, probe_writable
 from hdm_deploy.core.runner import model_kind
+from hdm_deploy.graph import onnx_io
+from hdm_deploy.graph.flavours import convert_file
 from hdm_deploy.graph.metadata import ModelFacts, model_facts
+from hdm_deploy.tensorrt.sidecar import read_sidecar
 
 #: what the Python-backend model's ``model.py`` contains: the model lives in the installed package
 MODEL_PY = (
@@ -103,10 +108,6 @@ def _dims(shape: Sequence[object]) -> list[int]:
 
 
 def read_onnx(path: Path) -> ModelSpec:
-    import onnx
-
-    from hdm_deploy.graph import onnx_io
-
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as exc:
@@ -139,8 +140,6 @@ def read_onnx(path: Path) -> ModelSpec:
 
 
 def read_engine(path: Path) -> ModelSpec:
-    from hdm_deploy.tensorrt.sidecar import read_sidecar
-
     sidecar = read_sidecar(path)
     meta = dict(sidecar.model_metadata)
     names = [n for n in meta.get("outputs", OUTPUT_NAME).split(",") if n]
@@ -314,7 +313,9 @@ def write_repository(
         raise HdmDeployError("--backend tensorrt needs at least one .engine file")
     plugin = Path(opts.plugin_lib) if opts.plugin_lib else None
     if plugin is not None and not plugin.is_file():
-        raise ModelFormatError(f"plugin library not found: {plugin}", "build it with `hdm-deploy build-plugin`")
+        raise ModelFormatError(
+            f"plugin library not found: {plugin}", "build it with `hdm-deploy build-plugin`"
+        )
     if "tensorrt" in wanted and plugin is None and any(s.flavour == "plugin" for s in engine_specs):
         raise HdmDeployError(
             "the engines were built from a plugin-flavour graph and need the plugin library",
@@ -385,8 +386,6 @@ def write_repository(
             (folder / str(v)).mkdir(parents=True)
             target = folder / str(v) / "model.onnx"
             if s.flavour == "plugin":  # Triton's ONNX Runtime has no plugin op: the lossless rewrite
-                from hdm_deploy.graph.flavours import convert_file
-
                 rewrite = "onnx" if (s.opset or 19) >= 19 else "decompose"
                 convert_file(s.path, target, rewrite)
                 repo.notes.append(f"{ort_name}/{v}: plugin graph rewritten to deform={rewrite}")

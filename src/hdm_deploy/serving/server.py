@@ -34,6 +34,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy
+
 from hdm_deploy.core.errors import EnvironmentProblem, HdmDeployError
 
 SERVE_HINT = "pip install 'hdm-deploy[serve]' (with the other extras in one command, so numpy resolves < 2)"
@@ -51,8 +53,6 @@ class ServeEnvironment:
 def numpy_problem(version: str | None = None) -> str | None:
     """Why tensors would be corrupted in this environment, or None (numpy 1.x)."""
     if version is None:
-        import numpy
-
         version = numpy.__version__
     try:
         major = int(version.split(".")[0])
@@ -163,7 +163,7 @@ class TritonServer:
 
     def command(self, dist: Path) -> list[str]:
         # a per-process shared-memory prefix: two servers on one machine must not share regions
-        shm = f"hdm{os.getpid()}x{self.ports['http']}_"
+        shm = f"hdm_deploy{os.getpid()}x{self.ports['http']}_"
         args = [
             str(dist / "bin" / "tritonserver"),
             f"--model-repository={self.repository}",
@@ -187,17 +187,17 @@ class TritonServer:
         """Start the server and wait until it is ready (or raise with the server's own error lines)."""
         senv = check_environment()
         if not self.repository.is_dir():
-            raise HdmDeployError(f"model repository not found: {self.repository}", "write one with triton-repo")
+            raise HdmDeployError(
+                f"model repository not found: {self.repository}", "write one with triton-repo"
+            )
         if self._given_workspace is not None:
             self._given_workspace.mkdir(parents=True, exist_ok=True)
-            self.workspace = Path(tempfile.mkdtemp(prefix="hdm-triton-", dir=self._given_workspace))
+            self.workspace = Path(tempfile.mkdtemp(prefix="hdm-deploy-triton-", dir=self._given_workspace))
         else:
-            self.workspace = Path(tempfile.mkdtemp(prefix="hdm-triton-"))
+            self.workspace = Path(tempfile.mkdtemp(prefix="hdm-deploy-triton-"))
         # (4) binaries and the stub of this Python version in the workspace (as pytriton lays them out)
         dist = self.workspace / "tritonserver"
-        shutil.copytree(
-            senv.dist, dist, ignore=shutil.ignore_patterns("python_backend_stubs", "__pycache__")
-        )
+        shutil.copytree(senv.dist, dist, ignore=shutil.ignore_patterns("python_backend_stubs", "__pycache__"))
         shutil.copy2(senv.stub, dist / "backends" / "python" / "triton_python_backend_stub")
         env = dict(senv.env)
         env["HOME"] = str(self.workspace)  # nothing of the server's lands in the user's ~/.cache
@@ -235,7 +235,7 @@ class TritonServer:
 
     def statistics(self, model: str = "") -> dict:
         path = f"/v2/models/{model}/stats" if model else "/v2/models/stats"
-        status, body = self._get(path, timeout=10)
+        _status, body = self._get(path, timeout=10)
         return json.loads(body)
 
     def log_tail(self, lines: int = 30) -> str:

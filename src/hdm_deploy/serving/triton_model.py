@@ -25,6 +25,8 @@ import numpy as np
 from hdm_deploy.core.contracts import INPUT_NAME, OUTPUT_NAME
 from hdm_deploy.core.errors import HdmDeployError, ModelFormatError, first_line
 from hdm_deploy.core.runner import Runner
+from hdm_deploy.runtime import load_runner
+from hdm_deploy.tensorrt import cudart
 
 
 def pick_model_file(version_dir: Path, compute_capability: str | None = None) -> Path:
@@ -99,8 +101,6 @@ class TritonPythonModel:
     runner: Runner
 
     def initialize(self, args: dict[str, str]) -> None:
-        from hdm_deploy.runtime import load_runner
-
         config = json.loads(args["model_config"])
         params = {k: v.get("string_value", "") for k, v in config.get("parameters", {}).items()}
         model_dir = Path(args["model_repository"])
@@ -109,8 +109,6 @@ class TritonPythonModel:
         device_id = int(args.get("model_instance_device_id", 0) or 0)
         cc = None
         if gpu and not (version_dir / "model.onnx").is_file():
-            from hdm_deploy.tensorrt import cudart
-
             cc = cudart.device_properties(device_id)[1]
         path = pick_model_file(version_dir, cc)
         options: dict[str, Any] = {"device": f"cuda:{device_id}" if gpu else "cpu"}
