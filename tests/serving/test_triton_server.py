@@ -31,7 +31,7 @@ pytestmark = [
     pytest.mark.skipif(PYTHON is None, reason=WHY),
     pytest.mark.skipif(client_missing() is not None, reason=str(client_missing())),
 ]
-QUEUE_DELAY_US = 300_000  # long enough that concurrent requests meet in one batch on a busy 2-core VM
+QUEUE_DELAY_US = 150_000  # long enough that concurrent requests meet in one batch on a busy 2-core VM
 
 
 def _perturbed_copy(src: Path, dst: Path) -> Path:
