@@ -108,10 +108,12 @@ class TritonPythonModel:
         gpu = args.get("model_instance_kind", "CPU").upper() == "GPU"
         device_id = int(args.get("model_instance_device_id", 0) or 0)
         cc = None
-        if gpu and not (version_dir / "model.onnx").is_file():
+        if not (version_dir / "model.onnx").is_file():
             cc = cudart.device_properties(device_id)[1]
         path = pick_model_file(version_dir, cc)
-        options: dict[str, Any] = {"device": f"cuda:{device_id}" if gpu else "cpu"}
+        # an engine runs on a GPU whatever the instance kind says (a KIND_CPU instance gets device 0)
+        on_gpu = gpu or path.suffix != ".onnx"
+        options: dict[str, Any] = {"device": f"cuda:{device_id}" if on_gpu else "cpu"}
         if path.suffix == ".onnx" and params.get("threads"):
             options["threads"] = int(params["threads"])
         if path.suffix != ".onnx" and params.get("plugin_lib"):
