@@ -46,7 +46,8 @@ for path in sorted(glob.glob(models + "/*.onnx")):
         fails = [f for c in run_parity(path, golden).cases for f in c.failures]
         res["models"][name] = "pass" if not fails else "parity FAIL: " + "; ".join(fails[:2])
     except Exception as exc:
-        res["models"][name] = "cannot run: " + str(exc).splitlines()[0][:160]
+        reason = str(exc).splitlines()[0].split(" : ")[-1]  # ORT: "[ONNXRuntimeError] : 9 : KIND : text"
+        res["models"][name] = "cannot run: " + reason[:70]
 print(json.dumps(res))
 """
 

@@ -14,7 +14,7 @@ from hdm_deploy.cli.commands import _Command, _existing_model, app, console, out
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.fs import atomic_write_text
 from hdm_deploy.serving.repository import BACKENDS, INSTANCE_KINDS, RepositoryOptions, write_repository
-from hdm_deploy.serving.server import TritonServer, check_environment
+from hdm_deploy.serving.server import TritonServer, bundled_backends, check_environment, model_backends
 
 NameOption = Annotated[
     str | None, typer.Option("--name", help="Triton model name (default: the family's name, e.g. hdm).")
@@ -163,7 +163,25 @@ def serve_cmd(
     if not given_repo:
         for m in models:
             _existing_model(m)
-    with tempfile.TemporaryDirectory(prefix="hdm-serve-") as workspace:
+    load = None
+    if given_repo and not allow_unavailable:
+        # the bundled server has only the Python backend: serve what it can, say what it leaves out
+        backends, available = model_backends(models[0]), bundled_backends()
+        load = [m for m, b in backends.items() if b in available]
+        for m, b in backends.items():
+            if b not in available:
+                console.print(
+                    f"[yellow]not loaded[/] {m}: backend {b} is not in the bundled tritonserver "
+                    "(NGC containers have it; --allow-unavailable tries anyway)",
+                    highlight=False,
+                    soft_wrap=True,
+                )
+        if not load:
+            raise HdmDeployError(
+                f"no model in {models[0]} uses a backend of the bundled tritonserver ({', '.join(sorted(available))})",
+                "write a Python-backend entry with `hdm-deploy triton-repo MODEL -o REPO --backend python`",
+            )
+    with tempfile.TemporaryDirectory(prefix="hdm-deploy-serve-") as workspace:
         if given_repo:
             repo_dir = models[0]
         else:
@@ -180,6 +198,7 @@ def serve_cmd(
             grpc_port=grpc_port,
             metrics_port=metrics_port,
             allow_unavailable=allow_unavailable,
+            load_models=load,
             workspace=workspace,
         )
         started = time.monotonic()
@@ -187,7 +206,9 @@ def serve_cmd(
             with console.status("starting tritonserver…"):
                 server.start(timeout=timeout)
             for entry in server.repository_index():
-                state = entry.get("state", "?")
+                state = entry.get("state")
+                if not state:  # not loaded (explicit model control): said above
+                    continue
                 colour = "green" if state == "READY" else "yellow"
                 reason = f" ({entry['reason']})" if entry.get("reason") else ""
                 console.print(
@@ -215,5 +236,7 @@ def serve_cmd(
                 "see the log above; restart with --debug",
             )
         finally:
+            started_server = server.process is not None
             code = server.stop()
-            console.print(f"[dim]tritonserver stopped (exit {code})[/]", highlight=False)
+            if started_server:
+                console.print(f"[dim]tritonserver stopped (exit {code})[/]", highlight=False)

@@ -102,11 +102,51 @@ def check_environment() -> ServeEnvironment:
     return ServeEnvironment(dist=dist, stub=stub, env=env)
 
 
+def model_backends(repository: str | os.PathLike) -> dict[str, str]:
+    """Model name → the backend its ``config.pbtxt`` names (``tensorrt_plan`` platform → ``tensorrt``)."""
+    found = {}
+    for config in sorted(Path(repository).glob("*/config.pbtxt")):
+        backend = "?"
+        for line in config.read_text(errors="replace").splitlines():
+            key, _, value = line.partition(":")
+            value = value.strip().strip('"')
+            if key.strip() == "backend":
+                backend = value
+                break
+            if key.strip() == "platform":
+                backend = {"tensorrt_plan": "tensorrt", "onnxruntime_onnx": "onnxruntime"}.get(value, value)
+        found[config.parent.name] = backend
+    return found
+
+
+def bundled_backends() -> set[str]:
+    """The backends the bundled server ships (pytriton 0.7: ``python``)."""
+    from pytriton.utils.distribution import get_root_module_path
+
+    folder = Path(get_root_module_path()) / "tritonserver" / "backends"
+    return {p.name for p in folder.iterdir() if p.is_dir()}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on now (for tests and ``--http-port 0``)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((host, 0))
         return int(s.getsockname()[1])
+
+
+def check_ports_free(host: str, ports: dict[str, int]) -> None:
+    """Refuse (exit 3) ports that another process listens on, before starting anything; a readiness
+    probe would otherwise be answered by the other server."""
+    for what, port in ports.items():
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError as exc:
+                raise EnvironmentProblem(
+                    f"{what} port {port} on {host} is not free ({exc.strerror})",
+                    f"another server uses it: pick another --{what}-port (0 = any free port)",
+                ) from None
 
 
 def _url_host(host: str) -> str:
@@ -130,6 +170,7 @@ class TritonServer:
         metrics_port: int = 8002,
         allow_unavailable: bool = False,
         extra_args: list[str] | None = None,
+        load_models: list[str] | None = None,
         log_verbose: int = 0,
         workspace: str | os.PathLike | None = None,
     ):
@@ -142,6 +183,7 @@ class TritonServer:
         }
         self.allow_unavailable = allow_unavailable
         self.extra_args = list(extra_args or [])
+        self.load_models = list(load_models) if load_models is not None else None
         self.log_verbose = log_verbose
         self._given_workspace = Path(workspace) if workspace else None
         self.workspace: Path | None = None
@@ -181,11 +223,14 @@ class TritonServer:
         ]
         if self.allow_unavailable:
             args += ["--exit-on-error=false", "--strict-readiness=false"]
+        if self.load_models is not None:  # only these models of the repository
+            args += ["--model-control-mode=explicit", *(f"--load-model={m}" for m in self.load_models)]
         return args + self.extra_args
 
     def start(self, timeout: float = 120.0) -> TritonServer:
         """Start the server and wait until it is ready (or raise with the server's own error lines)."""
         senv = check_environment()
+        check_ports_free(self.host, self.ports)
         if not self.repository.is_dir():
             raise HdmDeployError(
                 f"model repository not found: {self.repository}", "write one with triton-repo"
@@ -253,13 +298,20 @@ class TritonServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
+                failure = self._failure()
+                if "address already in use" in self.log_tail(200).lower():
+                    raise EnvironmentProblem(
+                        f"tritonserver could not listen: {failure}",
+                        "another server uses the port: pick others with --http-port/--grpc-port/--metrics-port "
+                        "(0 = any free port)",
+                    )
                 raise HdmDeployError(
-                    f"tritonserver exited with code {self.process.returncode}: {self._failure()}",
-                    "see the repository's config.pbtxt files; `hdm-deploy --debug serve` keeps the log",
+                    f"tritonserver exited with code {self.process.returncode}: {failure}",
+                    "see the repository's config.pbtxt files",
                 )
             with contextlib.suppress(OSError):
                 status, _ = self._get("/v2/health/ready", timeout=1.0)
-                if status == 200:
+                if status == 200 and self.process is not None and self.process.poll() is None:
                     return
             time.sleep(0.2)
         raise EnvironmentProblem(
