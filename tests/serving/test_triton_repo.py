@@ -202,6 +202,24 @@ def test_numpy_2_is_refused_in_one_line(onnx_model, monkeypatch):
     assert len(errors) == 1 and "numpy 2.2.1" in errors[0], result.output
 
 
+def test_repository_backends_and_busy_ports(onnx_model, tmp_path):
+    import socket
+
+    meta = read_metadata(onnx_model)
+    write_repository([onnx_model, _engine(tmp_path, "8.7", meta)], tmp_path / "repo")
+    assert serving_server.model_backends(tmp_path / "repo") == {
+        "hdm": "python",
+        "hdm_onnxruntime": "onnxruntime",
+        "hdm_tensorrt": "tensorrt",
+    }
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        with pytest.raises(EnvironmentProblem, match=f"http port {port} .* not free"):
+            serving_server.check_ports_free("127.0.0.1", {"http": port})
+
+
 def test_server_environment_fixes_the_pitfalls():
     pytest.importorskip("pytriton")
     if serving_server.numpy_problem() is not None:
