@@ -14,7 +14,13 @@ from hdm_deploy.cli.commands import _Command, _existing_model, app, console, out
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.fs import atomic_write_text
 from hdm_deploy.serving.repository import BACKENDS, INSTANCE_KINDS, RepositoryOptions, write_repository
-from hdm_deploy.serving.server import TritonServer, bundled_backends, check_environment, model_backends
+from hdm_deploy.serving.server import (
+    TritonServer,
+    bundled_backends,
+    check_environment,
+    check_model_runtime,
+    model_backends,
+)
 
 NameOption = Annotated[
     str | None, typer.Option("--name", help="Triton model name (default: the family's name, e.g. hdm).")
@@ -164,6 +170,9 @@ def serve_cmd(
         for m in models:
             _existing_model(m)
     load = None
+    check_model_runtime(
+        list(models[0].glob("*/*/model.onnx")) if given_repo else list(models)
+    )  # the stub would fail to load them
     if given_repo and not allow_unavailable:
         # the bundled server has only the Python backend: serve what it can, say what it leaves out
         backends, available = model_backends(models[0]), bundled_backends()

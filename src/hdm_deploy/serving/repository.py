@@ -184,9 +184,8 @@ def read_model(path: str | os.PathLike) -> ModelSpec:
 # ---- config.pbtxt ---------------------------------------------------------------------------------------------
 
 
-def _tensor(name: str, dtype: str, dims: Sequence[int], optional: bool = False) -> str:
-    extra = " optional: true" if optional else ""
-    return f'  {{ name: "{name}" data_type: {dtype} dims: [ {", ".join(str(d) for d in dims)} ]{extra} }}'
+def _tensor(name: str, dtype: str, dims: Sequence[int]) -> str:
+    return f'  {{ name: "{name}" data_type: {dtype} dims: [ {", ".join(str(d) for d in dims)} ] }}'
 
 
 def _config(

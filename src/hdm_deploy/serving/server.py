@@ -19,6 +19,7 @@ environment are handled here, not left to the reader:
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -125,6 +126,19 @@ def bundled_backends() -> set[str]:
 
     folder = Path(get_root_module_path()) / "tritonserver" / "backends"
     return {p.name for p in folder.iterdir() if p.is_dir()}
+
+
+def check_model_runtime(model_files: list[Path]) -> None:
+    """The Python model runs ``.onnx`` files in ONNX Runtime inside the stub: refuse (exit 3) before
+    starting a server whose model load would fail for want of it."""
+    if (
+        any(Path(m).suffix.lower() == ".onnx" for m in model_files)
+        and importlib.util.find_spec("onnxruntime") is None
+    ):
+        raise EnvironmentProblem(
+            "serving .onnx models needs ONNX Runtime in this environment",
+            "pip install 'hdm-deploy[cpu,serve]' (or [gpu,serve])",
+        )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
