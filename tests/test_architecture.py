@@ -20,9 +20,11 @@ SRC = ROOT / "src" / "hdm_deploy"
 #: optional heavy dependencies a module may import inside a function (they are extras or large);
 #: ``hdm_deploy.export`` is the torch layer: the CLI imports it only in the command that exports.
 LAZY_OK = {"torch", "torchvision", "tensorrt", "onnxruntime", "polygraphy", "cuda", "cupy", "onnxscript"}
+#: the serving extras (`serve`, `ray`) and the module Triton's Python stub provides
+LAZY_OK |= {"tritonclient", "pytriton", "triton_python_backend_utils", "ray"}
 LAZY_OK_OURS = ("hdm_deploy.export",)
 #: packages that must not speak any family's language (HDM: DCP, masks, multiples of 4)
-GENERIC = ("core", "graph", "runtime", "tensorrt", "export")
+GENERIC = ("core", "graph", "runtime", "tensorrt", "export", "serving")
 
 
 def test_import_linter_contracts_hold():

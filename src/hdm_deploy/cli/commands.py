@@ -60,6 +60,7 @@ from hdm_deploy.core.errors import (
     missing_dependency,
 )
 from hdm_deploy.core.fs import probe_writable, refuse_overwrite, same_file
+from hdm_deploy.core.runner import server_url
 from hdm_deploy.core.sizes import parse_size
 from hdm_deploy.families.hdm.dcp import render
 from hdm_deploy.graph.flavours import convert_file, detect_flavour
@@ -249,7 +250,7 @@ def infer_cmd(
         typer.Option(
             "--model",
             "-m",
-            help="Checkpoint (.pk/.pt/.pth, PyTorch), .onnx (ONNX Runtime) or .engine (TensorRT).",
+            help="Checkpoint (.pk/.pt/.pth, PyTorch), .onnx (ONNX Runtime), .engine (TensorRT) or a served model's URL (http://host:port/model, grpc://host:port/model).",
         ),
     ] = None,
     masks: MasksOption = None,
@@ -453,7 +454,9 @@ def convert_cmd(
 
 @app.command("parity", cls=_Command)
 def parity_cmd(
-    model: Annotated[Path, typer.Argument(help="Model to check: .onnx, .engine, or a checkpoint.")],
+    model: Annotated[
+        Path, typer.Argument(help="Model to check: .onnx, .engine, a checkpoint, or a served model's URL.")
+    ],
     reference: Annotated[
         Path | None,
         typer.Option(
@@ -894,7 +897,10 @@ def _existing(
 
 
 def _existing_model(path: Path, what: str = "model", hint: str | None = None) -> Path:
-    """A model file that must exist: :class:`CheckpointError` for checkpoints, else :class:`ModelFormatError`."""
+    """A model file that must exist: :class:`CheckpointError` for checkpoints, else :class:`ModelFormatError`.
+    A served model's URL (``http://host:port/model``) is checked when its runner connects."""
+    if server_url(path) is not None:
+        return path
 
     is_checkpoint = path.suffix.lower() in (".pk", ".pt", ".pth")
     return _existing(

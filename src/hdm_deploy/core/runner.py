@@ -9,6 +9,7 @@ Torch-free: Jetsons often have no PyTorch, and an engine or ONNX file must run w
 from __future__ import annotations
 
 import abc
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,8 +174,26 @@ class Runner(abc.ABC):
         self.close()
 
 
+SERVER_SCHEMES = ("http", "https", "grpc")
+
+
+def server_url(model: str | os.PathLike | None) -> str | None:
+    """``http://host:port/model[/version]`` (or ``grpc://…``) when ``model`` names a served model, else
+    None. A URL that went through :class:`~pathlib.Path` (``http:/host:port/m``: the double slash
+    collapsed) is recognised too, so command-line ``Path`` arguments can carry URLs."""
+    if model is None:
+        return None
+    text = os.fspath(model)
+    scheme, sep, rest = text.partition(":/")
+    if not sep or scheme.lower() not in SERVER_SCHEMES:
+        return None
+    return f"{scheme.lower()}://{rest.lstrip('/')}"
+
+
 def model_kind(path: str | Path) -> str:
-    """'torch' | 'onnx' | 'engine' by suffix, with a clear error for anything else."""
+    """'torch' | 'onnx' | 'engine' by suffix ('server' for a URL), with a clear error for anything else."""
+    if server_url(path) is not None:
+        return "server"
     suffix = Path(path).suffix.lower()
     if suffix in TORCH_SUFFIXES:
         return "torch"
@@ -184,5 +203,6 @@ def model_kind(path: str | Path) -> str:
         return "engine"
     raise ModelFormatError(
         f"unknown model file type '{suffix}' ({path})",
-        f"use a PyTorch checkpoint {TORCH_SUFFIXES}, an ONNX model {ONNX_SUFFIXES} or a TensorRT engine {ENGINE_SUFFIXES}",
+        f"use a PyTorch checkpoint {TORCH_SUFFIXES}, an ONNX model {ONNX_SUFFIXES}, a TensorRT engine "
+        f"{ENGINE_SUFFIXES} or a served model (http://host:port/model, grpc://host:port/model)",
     )

@@ -1,7 +1,7 @@
 """The three DeformConv flavours of an exported graph and the lossless rewrites between them.
 
 ``onnx``
-    the standard ``DeformConv`` (opset 19): ONNX Runtime ≥ 1.31, TensorRT ≥ 10.1 built in.
+    the standard ``DeformConv`` (opset 19): ONNX Runtime ≥ 1.25 (measured), TensorRT ≥ 10.1 built in.
 ``plugin``
     ``hdm_deploy::HdmDeformConv``: DeformConv's inputs and attributes (all written explicitly) plus
     ``plugin_version="1"`` and ``plugin_namespace="hdm_deploy"``. TensorRT's ONNX parser falls back

@@ -2,7 +2,8 @@
 
 :func:`load_runner` picks the backend from the file suffix: ``.pk/.pt/.pth`` → the PyTorch runner of
 the checkpoint's family (found from its state-dict keys; torch is imported only then), ``.onnx`` →
-ONNX Runtime, ``.engine/.plan/.trt`` → TensorRT (Polygraphy). Each backend takes its own options;
+ONNX Runtime, ``.engine/.plan/.trt`` → TensorRT (Polygraphy), ``http://host:port/model`` or
+``grpc://host:port/model`` → a model served by Triton (:mod:`hdm_deploy.runtime.triton_client`). Each backend takes its own options;
 an option given to a backend that cannot use it is refused (never silently dropped).
 """
 
@@ -14,10 +15,11 @@ from typing import Any
 
 from hdm_deploy.core.device import device_for, parse_device
 from hdm_deploy.core.errors import HdmDeployError, missing_dependency
-from hdm_deploy.core.runner import Prediction, Runner, model_kind
+from hdm_deploy.core.runner import Prediction, Runner, model_kind, server_url
 from hdm_deploy.families.base import resolve
 from hdm_deploy.families.registry import get_family, names
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
+from hdm_deploy.runtime.triton_client import TritonClientRunner
 from hdm_deploy.tensorrt.runner import TensorRTRunner
 
 __all__ = [
@@ -40,10 +42,17 @@ BACKEND_OPTIONS: dict[str, frozenset[str]] = {
     ),
     "onnx": frozenset({"device", "threads", "optimization", "providers", "allow_foreign"}),
     "engine": frozenset({"device", "plugin_lib"}),
+    # a model served by Triton (http://host:port/model, grpc://…): the server owns device and plugins
+    "server": frozenset(),
 }
 #: options whose command-line flag is not the option name with dashes
 _FLAG_NAMES = {"allow_foreign": "--foreign-model"}
-_KIND_NAMES = {"torch": "a PyTorch checkpoint", "onnx": "an ONNX model", "engine": "a TensorRT engine"}
+_KIND_NAMES = {
+    "torch": "a PyTorch checkpoint",
+    "onnx": "an ONNX model",
+    "engine": "a TensorRT engine",
+    "server": "a served model (URL)",
+}
 
 
 def check_options(kind: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -70,6 +79,8 @@ def runner_class(path: str | os.PathLike | None) -> Any:
         return OnnxRuntimeRunner
     if kind == "engine":
         return TensorRTRunner
+    if kind == "server":
+        return TritonClientRunner
     try:
         return resolve("hdm_deploy.families.checkpoint_io:torch_runner")
     except ImportError as exc:
@@ -82,6 +93,8 @@ def load_runner(path: str | os.PathLike | None = None, **options: Any) -> Runner
     form it takes; ``None`` values mean "the backend's default"."""
     kind = "torch" if path is None else model_kind(path)
     given = check_options(kind, options)
+    if kind == "server":  # a URL: never a Path (which would collapse its "//")
+        return TritonClientRunner(server_url(path) or str(path))
     if "device" in given:
         device = given["device"]
         given["device"] = device_for(kind, device)  # validated before any heavy import

@@ -166,7 +166,9 @@ class SessionFromOnnx:
         except Exception as exc:  # ORT raises its own Fail/InvalidGraph/NotImplemented types
             msg = first_line(exc)
             hint = "re-export with `hdm-deploy export`"
-            if flavour == "decompose" or "DeformConv" in msg:
+            if "DeformConv" in msg and "implementation" in msg:  # ORT < 1.25 has no DeformConv kernel
+                hint = "onnxruntime >= 1.25 runs DeformConv; or `hdm-deploy convert MODEL --deform decompose`"
+            elif flavour == "decompose" or "DeformConv" in msg:
                 hint = "try `hdm-deploy convert MODEL --deform onnx` or a newer onnxruntime"
             raise ModelFormatError(f"ONNX Runtime cannot load {where}: {msg}", hint) from exc
         return session, facts, (flavour, rewrite)
