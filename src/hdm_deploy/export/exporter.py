@@ -52,6 +52,7 @@ from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.graph import precision as policy
 from hdm_deploy.graph.golden import GoldenBundle, golden_path_for, write_golden
+from hdm_deploy.export import tiled as tiled_export
 from hdm_deploy.graph.opset import IR_FOR_OPSET, lower_opset
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.parity import Thresholds, check_parity
@@ -456,8 +457,6 @@ def export_onnx(
     finally:
         discard(staged)
     if tiled:
-        from hdm_deploy.export import tiled as tiled_export
-
         with steps("tiled", "stage graphs for the tiled path, halos, ONNX Runtime check vs whole frame"):
             manifest, protos = tiled_export.export_stage_graphs(
                 family,

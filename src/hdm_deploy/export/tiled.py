@@ -34,6 +34,7 @@ from hdm_deploy.families.base import Family, TiledStage
 from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.graph.receptive import stage_halo
+from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.tiled import MANIFEST_FORMAT, TiledRunner, manifest_path_for, stage_path_for
 
 __all__ = ["compare_tiled", "export_stage_graphs"]
@@ -219,8 +220,6 @@ def write_and_verify(
     """Write the stage graphs and the manifest, then load each stage in ONNX Runtime and compare the
     tiled runner (tile :data:`VERIFY_TILE`) with the whole-frame graph; a miss raises ParityError
     (exit 1) and removes what was written."""
-    from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
-
     written = []
     for name, proto in protos.items():
         written.append(_graph.save(proto, whole_output.with_name(name)))

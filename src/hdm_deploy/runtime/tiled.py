@@ -30,6 +30,7 @@ import numpy as np
 from hdm_deploy.core.contracts import OUTPUT_NAME
 from hdm_deploy.core.errors import InputImageError, ModelFormatError, environment_problem, first_line
 from hdm_deploy.core.runner import Prediction, Runner, check_max_pixels, pad_to_multiple
+from hdm_deploy.runtime.onnxruntime_runner import CPU, onnxruntime_module
 
 __all__ = [
     "MANIFEST_FORMAT",
@@ -158,8 +159,6 @@ def ort_session(
 ):
     """An ONNX Runtime session with the memory settings the tiled path uses (both off by default:
     benchmarks/memory_model.py measures that they lower the peak)."""
-    from hdm_deploy.runtime.onnxruntime_runner import CPU, onnxruntime_module
-
     ort = onnxruntime_module()
     options = ort.SessionOptions()
     options.enable_cpu_mem_arena = bool(arena)
@@ -231,7 +230,7 @@ class TiledRunner(Runner):
             "arena": arena,
             "mem_pattern": mem_pattern,
         }
-        self._stage_run = stage_run or self._ort_run
+        self._stage_run = stage_run or self.run_stage
         self.tiles_run = 0
         if stage_run is None:
             for stage in self.manifest.stages:  # load all up front: a broken file fails here
@@ -267,7 +266,7 @@ class TiledRunner(Runner):
             self._sessions[stage.name] = ort_session(path, **self._session_options)
         return self._sessions[stage.name]
 
-    def _ort_run(self, stage: StageSpec, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run_stage(self, stage: StageSpec, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         session = self._session(stage)
         names = [o.name for o in session.get_outputs()]
         return dict(zip(names, session.run(names, feeds), strict=True))
@@ -290,7 +289,7 @@ class TiledRunner(Runner):
                 if stage.mode == "whole":
                     outs = self._stage_run(stage, {n: tensors[n] for n in stage.inputs})
                 else:
-                    outs = self._run_tiled(stage, tensors, H, W)
+                    outs = self.run_tiled_stage(stage, tensors, H, W)
             except Exception as exc:
                 problem = environment_problem(exc, f"stage {stage.name} on a {list(frames.shape)} batch")
                 if problem is not None:
@@ -302,7 +301,7 @@ class TiledRunner(Runner):
         enhanced = tensors.pop(OUTPUT_NAME)[:, :h, :w]
         return Prediction(image=np.ascontiguousarray(enhanced), image_float=None, extras=tensors)
 
-    def _run_tiled(
+    def run_tiled_stage(
         self, stage: StageSpec, tensors: dict[str, np.ndarray], H: int, W: int
     ) -> dict[str, np.ndarray]:
         (rb, ra), (cb, ca) = self.halo(stage)
@@ -341,8 +340,6 @@ class TiledRunner(Runner):
         return results
 
     def describe(self) -> dict[str, Any]:
-        from hdm_deploy.runtime.onnxruntime_runner import onnxruntime_module
-
         return {
             **super().describe(),
             "device": "cpu",
