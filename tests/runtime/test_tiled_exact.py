@@ -44,7 +44,12 @@ def test_export_writes_stages_and_manifest_with_computed_halos(tiled_export):
         assert s["tensorrt_profile"]
     # by hand: res2 needs conv0 k5 p2 → conv k3 p1 → conv k3 s2 p1 → conv k3 p1 → conv k3 s2 p1:
     # [4a − 8, 4b + 5) of the frame for res2 [a, b)
-    assert stages["stem"]["halo"]["rows"] == {"before": 8, "after": 5, "before_aligned": 8, "after_aligned": 5}
+    assert stages["stem"]["halo"]["rows"] == {
+        "before": 8,
+        "after": 5,
+        "before_aligned": 8,
+        "after_aligned": 5,
+    }
     assert stages["head"]["halo"]["cols"]["before"] == 12  # 3 px of the 1/4-res map
     # the export's own check (tiles of 64 on the golden photographs) passed exactly
     assert tiled_export.tiled and all(r["passed"] for r in tiled_export.tiled)

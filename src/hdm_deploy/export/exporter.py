@@ -45,6 +45,7 @@ from hdm_deploy.core.contracts import (
 )
 from hdm_deploy.core.errors import ExportError, ParityError, first_line
 from hdm_deploy.core.fs import discard, sha256_file, temp_path_beside
+from hdm_deploy.export import tiled as tiled_export
 from hdm_deploy.families.base import Family, FamilyExport
 from hdm_deploy.families.checkpoint_io import open_checkpoint
 from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
@@ -52,7 +53,6 @@ from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.graph import precision as policy
 from hdm_deploy.graph.golden import GoldenBundle, golden_path_for, write_golden
-from hdm_deploy.export import tiled as tiled_export
 from hdm_deploy.graph.opset import IR_FOR_OPSET, lower_opset
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.parity import Thresholds, check_parity
