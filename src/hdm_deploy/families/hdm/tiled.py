@@ -25,6 +25,8 @@ from hdm_deploy.families.base import TiledStage
 from hdm_deploy.families.export_modules import export_ready
 from hdm_deploy.families.hdm.dcp.export_op import dcp_masks
 from hdm_deploy.families.hdm.model import HDM, normalize
+from hdm_deploy.families.hdm.region_conv import RegionConv, per_sample_conv3x3
+from hdm_deploy.families.hdm.region_conv import RegionConv, per_sample_conv3x3
 
 __all__ = ["tiled_stages"]
 
@@ -49,6 +51,21 @@ class Stem(nn.Module):
         return res1, self.conv2(res1)
 
 
+def lean_region_conv(rc: RegionConv, x: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """``drconv_phy`` region by region: the same per-sample 3×3 convolutions and one-hot selection as
+    :meth:`RegionConv.forward`, but never materialising all regions' outputs ([B, 5·C, H, W], plus a
+    copy per tap and the masked product): one region's [B, C, H, W] at a time. With one-hot masks the
+    sum over regions adds exact zeros, so the result is the same up to the GEMMs' own rounding; the
+    trunk's peak memory drops severalfold (docs/memory.md)."""
+    b, c, h, w = x.shape
+    kernels = rc.region_kernels(x).reshape(b, rc.region_num, c, c, 3, 3)
+    out = None
+    for r in range(rc.region_num):
+        term = per_sample_conv3x3(x, kernels[:, r]).reshape(b, c, h, w) * masks[:, r]
+        out = term if out is None else out + term
+    return out
+
+
 class Trunk(nn.Module):
     def __init__(self, net: HDM):
         super().__init__()
@@ -61,8 +78,8 @@ class Trunk(nn.Module):
 
     def forward(self, res2: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
         x = self.FAB(res2)
-        x = self.drconv_phy(self.dcn_block(x), masks)
-        x = self.drconv_phy(self.dcn_block(x), masks)
+        x = lean_region_conv(self.drconv_phy, self.dcn_block(x), masks)
+        x = lean_region_conv(self.drconv_phy, self.dcn_block(x), masks)
         return self.mix1(res2, x)
 
 
