@@ -10,6 +10,7 @@ import pytest
 from typer.testing import CliRunner
 
 import _export_helpers
+import _tiled_helpers
 from hdm_deploy.cli import app
 from hdm_deploy.families.registry import get_family
 from hdm_deploy.runtime import load_runner
@@ -37,9 +38,7 @@ MODEL = MemoryModel(
 
 @pytest.fixture(scope="module")
 def tiled_small(export_dir):
-    from hdm_deploy.export.exporter import export_onnx
-
-    return export_onnx(_export_helpers.small_model(), export_dir / "budget_small.onnx", tiled=True)
+    return _tiled_helpers.tiled_small_export()
 
 
 def test_parse_bytes():
@@ -114,11 +113,26 @@ def test_cli_max_memory_too_small_exits_2(tiled_small, tmp_path):
     import cv2
 
     cv2.imwrite(str(src), _export_helpers.photo_frames(64, 48)[0][..., ::-1])
-    result = CliRunner().invoke(app, ["infer", str(src), "--model", str(tiled_small.path), "--max-memory", "1M", "-o", str(tmp_path / "o.png")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "infer",
+            str(src),
+            "--model",
+            str(tiled_small.path),
+            "--max-memory",
+            "1M",
+            "-o",
+            str(tmp_path / "o.png"),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "too small" in result.output and "fits at most" in result.output
     assert not (tmp_path / "o.png").exists()
-    result = CliRunner().invoke(app, ["infer", str(src), "--model", str(tiled_small.path), "--tile", "32", "-o", str(tmp_path / "o.png")])
+    result = CliRunner().invoke(
+        app,
+        ["infer", str(src), "--model", str(tiled_small.path), "--tile", "32", "-o", str(tmp_path / "o.png")],
+    )
     assert result.exit_code == 0, result.output
     assert "memory plan: tiled, tile 32" in result.output
 

@@ -10,17 +10,14 @@ import numpy as np
 import pytest
 
 import _export_helpers
+import _tiled_helpers
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.tiled import TiledManifest, TiledRunner, manifest_path_for
 
 
 @pytest.fixture(scope="module")
 def tiled_export(export_dir):
-    from hdm_deploy.export.exporter import export_onnx
-
-    out = export_dir / "tiled_small.onnx"
-    result = export_onnx(_export_helpers.small_model(), out, tiled=True)
-    return result
+    return _tiled_helpers.tiled_small_export()
 
 
 @pytest.fixture(scope="module")

@@ -26,7 +26,6 @@ from hdm_deploy.families.export_modules import export_ready
 from hdm_deploy.families.hdm.dcp.export_op import dcp_masks
 from hdm_deploy.families.hdm.model import HDM, normalize
 from hdm_deploy.families.hdm.region_conv import RegionConv, per_sample_conv3x3
-from hdm_deploy.families.hdm.region_conv import RegionConv, per_sample_conv3x3
 
 __all__ = ["tiled_stages"]
 
