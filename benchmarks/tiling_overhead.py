@@ -46,8 +46,8 @@ def main() -> None:
     print(
         f"{w}×{h}, tile {args.tile} ({tiled.tiles_run} tile runs), {args.pairs} pairs after one warm-up each"
     )
-    print(f"whole: median {mw:.2f} s  {['%.2f' % t for t in times['whole']]}")
-    print(f"tiled: median {mt:.2f} s  {['%.2f' % t for t in times['tiled']]}")
+    print(f"whole: median {mw:.2f} s  {' '.join(f'{t:.2f}' for t in times['whole'])}")
+    print(f"tiled: median {mt:.2f} s  {' '.join(f'{t:.2f}' for t in times['tiled'])}")
     print(f"overhead: {100 * (mt / mw - 1):+.1f} %; identical uint8 values {100 * same:.4f} %")
 
 
