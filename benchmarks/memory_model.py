@@ -11,7 +11,8 @@ time of the run. Run big measurements one at a time (this script does) and with 
 
 ``model.onnx`` must have been exported with ``--tiled`` (``model.tiled.json`` beside it). The fit:
 whole frame ``peak = base + a·P`` (P = padded frame pixels); tiled ``peak = base + c·P + d·R`` with R the
-largest tile region (tile + both halos of the head, in frame pixels), by least squares over the runs.
+largest tile region (tile + the largest halo sum of the tiled stages, in frame pixels), by least squares
+over the runs with ONNX Runtime's CPU arena and memory pattern off (what the budget runners use).
 """
 
 from __future__ import annotations
@@ -104,24 +105,39 @@ def padded_pixels(size: str) -> int:
     return (-(-w // 4) * 4) * (-(-h // 4) * 4)
 
 
+def frame_size(size: str) -> tuple[int, int]:
+    w, h = SIZES.get(size) or tuple(int(v) for v in size.split("x"))
+    return -(-w // 4) * 4, -(-h // 4) * 4
+
+
+def grow_of(manifest: dict) -> tuple[int, int]:
+    """What a tile region adds to a tile (the largest halo sum over the tiled stages), as the planner."""
+    tiled = [s["halo"] for s in manifest["stages"] if s["mode"] == "tiled"]
+    rows = max(h["rows"]["before_aligned"] + h["rows"]["after_aligned"] for h in tiled)
+    cols = max(h["cols"]["before_aligned"] + h["cols"]["after_aligned"] for h in tiled)
+    return rows, cols
+
+
 def fit(rows: list[dict], manifest: dict) -> dict:
-    head = next(s for s in manifest["stages"] if s["name"] == "head")["halo"]
-    grow_r = head["rows"]["before_aligned"] + head["rows"]["after_aligned"]
-    grow_c = head["cols"]["before_aligned"] + head["cols"]["after_aligned"]
-    whole = [r for r in rows if not r["tile"] and "peak_rss" in r]
-    tiled = [r for r in rows if r["tile"] and "peak_rss" in r]
-    out = {}
+    """Least squares over the arena-off, mem-pattern-off rows (the settings the budget runners use)."""
+    grow_r, grow_c = grow_of(manifest)
+    usable = [r for r in rows if "peak_rss" in r and r["arena"] == "off" and r["mem_pattern"] == "off"]
+    whole = [r for r in usable if not r["tile"]]
+    tiled = [r for r in usable if r["tile"]]
+    out: dict = {"grow": [grow_r, grow_c]}
     if len(whole) >= 2:
         A = np.array([[1.0, padded_pixels(r["size"])] for r in whole])
         b = np.array([r["peak_rss"] for r in whole], dtype=float)
         base, a = np.linalg.lstsq(A, b, rcond=None)[0]
         out["whole"] = {"base": float(base), "per_pixel": float(a)}
     if len(tiled) >= 3:
-        A = np.array(
-            [[1.0, padded_pixels(r["size"]), (r["tile"] + grow_r) * (r["tile"] + grow_c)] for r in tiled]
-        )
+        A = []
+        for r in tiled:
+            w, h = frame_size(r["size"])
+            region = (min(r["tile"], h) + grow_r) * (min(r["tile"], w) + grow_c)
+            A.append([1.0, w * h, region])
         b = np.array([r["peak_rss"] for r in tiled], dtype=float)
-        base, c, d = np.linalg.lstsq(A, b, rcond=None)[0]
+        base, c, d = np.linalg.lstsq(np.array(A, dtype=float), b, rcond=None)[0]
         out["tiled"] = {"base": float(base), "per_frame_pixel": float(c), "per_region_pixel": float(d)}
     return out
 
