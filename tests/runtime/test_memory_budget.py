@@ -182,3 +182,26 @@ def test_overlap_tiling_is_approximate_and_measured(tiled_small):
     # through load_runner and the CLI option
     with load_runner(tiled_small.path, tile=64, overlap=16) as r2:
         assert isinstance(r2, OverlapRunner)
+
+
+def test_cli_bench_with_budget(tiled_small):
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            str(tiled_small.path),
+            "--size",
+            "64x48",
+            "--warmup",
+            "0",
+            "--iters",
+            "1",
+            "--max-memory",
+            "64G",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    result = CliRunner().invoke(
+        app, ["bench", str(tiled_small.path), "--size", "640x480", "--iters", "1", "--max-memory", "1M"]
+    )
+    assert result.exit_code == 2 and "too small" in result.output

@@ -80,13 +80,10 @@ def fits_cmd(
             except BudgetError:
                 cells.append("no")
                 continue
-            cells.append(
-                f"yes, {format_bytes(plan.predicted)}"
-                if plan.mode == "whole"
-                else f"tile {plan.tile}, {format_bytes(plan.predicted)}"
-                if tiled_ok
-                else "no"
-            )
+            if plan.mode == "whole":
+                cells.append(f"{'whole frame, ' if tiled_ok else 'yes, '}{format_bytes(plan.predicted)}")
+            else:
+                cells.append(f"tile {plan.tile}, {format_bytes(plan.predicted)}")
         table.add_row(f"{name} {w}×{h}", *cells)
     print_table(out, table)
     src = mm.provenance.get("machine", "?")
