@@ -22,6 +22,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from typer.core import TyperCommand, TyperGroup
 
 from hdm_deploy import __version__
+from hdm_deploy.cli.memory_options import (
+    MaxMemoryOption,
+    OverlapOption,
+    TiledExportOption,
+    TileOption,
+    memory_options,
+    report_tiled_export,
+    watch_memory_plan,
+)
 from hdm_deploy.cli.options import (
     DEFAULT_MAX_MEGAPIXELS,
     EXIT_SKIPPED,
@@ -268,6 +277,9 @@ def infer_cmd(
             help="Largest input in megapixels, checked from the file header before decoding.",
         ),
     ] = DEFAULT_MAX_MEGAPIXELS,
+    max_memory: MaxMemoryOption = None,
+    tile: TileOption = None,
+    overlap: OverlapOption = None,
 ) -> None:
     """Enhance an image, a folder or a video with a PyTorch, ONNX or TensorRT model (default: the bundled sample)."""
 
@@ -301,7 +313,9 @@ def infer_cmd(
         trust_checkpoint=trust_checkpoint or None,
         plugin_lib=plugin_lib,
         allow_foreign=foreign_model or None,
+        **memory_options(max_memory, tile, overlap),
     ) as runner:
+        watch_memory_plan(runner, console)
         info = runner.describe()
         console.print(
             f"[dim]{info.get('backend')} · {info.get('model') or 'bundled sample'} · "
@@ -371,6 +385,7 @@ def export_cmd(
             help="DCP integer sums: cumsum (fastest in ORT) | doubling (TensorRT). Default: by target.",
         ),
     ] = None,
+    tiled: TiledExportOption = False,
 ) -> None:
     """Export the whole frame path (DCP masks, padding, network, uint8 out) to one ONNX file."""
     io, deform, precision, dcp_sums = value(io), value(deform), value(precision), value(dcp_sums)
@@ -405,6 +420,7 @@ def export_cmd(
             console=console,
             max_pixels=max_w * max_h,
             dcp_sums=dcp_sums,
+            tiled=tiled,
         )
     except HdmDeployError as exc:
         report = getattr(exc, "report", None)
@@ -415,6 +431,7 @@ def export_cmd(
         print_table(out, render_table(result.verification))
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    report_tiled_export(out, result)
     golden_note = f" + {result.golden_path}" if result.golden_path else ""
     out.print(
         f"[bold green]wrote[/] {result.path} ({result.size_bytes / 1e6:.1f} MB, io {result.io}, deform {result.deform}, "
@@ -590,6 +607,8 @@ def bench_cmd(
     plugin_lib: PluginLibOption = None,
     foreign_model: ForeignModelOption = False,
     json_path: Annotated[Path | None, typer.Option("--json", help="Write the timings as JSON.")] = None,
+    max_memory: MaxMemoryOption = None,
+    tile: TileOption = None,
 ) -> None:
     """Latency (median, p90) and throughput per model, warm-up excluded."""
 
@@ -619,6 +638,7 @@ def bench_cmd(
                 "device": device,
                 "plugin_lib": plugin_lib,
                 "allow_foreign": foreign_model or None,
+                **memory_options(max_memory, tile, None),
             },
             progress=lambda _i: progress.advance(task),
         )

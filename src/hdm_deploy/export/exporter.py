@@ -45,6 +45,7 @@ from hdm_deploy.core.contracts import (
 )
 from hdm_deploy.core.errors import ExportError, ParityError, first_line
 from hdm_deploy.core.fs import discard, sha256_file, temp_path_beside
+from hdm_deploy.export import tiled as tiled_export
 from hdm_deploy.families.base import Family, FamilyExport
 from hdm_deploy.families.checkpoint_io import open_checkpoint, sample_checkpoint
 from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
@@ -85,6 +86,9 @@ class ExportResult:
     family: str = ""
     verification: Any = None  #: runtime.parity.ParityReport of ORT vs the golden outputs, if run
     warnings: list[str] = field(default_factory=list)
+    #: ``--tiled``: the manifest written and the tiled-vs-whole reports of its check
+    tiled: list | None = None
+    tiled_manifest: Path | None = None
 
 
 class _Steps:
@@ -358,6 +362,7 @@ def export_onnx(
     arch: str | None = None,
     progress: bool = False,
     console=None,
+    tiled: bool = False,
     **family_options: Any,
 ) -> ExportResult:
     """Export a checkpoint (default: the bundled sample) or an in-memory network to ``output``.
@@ -367,8 +372,15 @@ def export_onnx(
     bundle's tolerances: then ``output`` is not written (nor an existing one touched) and the file
     and its bundle are kept as :func:`failed_paths` (``STEM.failed.onnx``/``.failed.golden.npz``). ``arch`` names the family (default: found from the state-dict keys);
     ``family_options`` are the family's own (HDM: ``max_pixels``, ``dcp_sums``, ``dcp``).
+    ``tiled`` also writes the stage graphs of the exact memory-bounded path and their manifest
+    (:mod:`hdm_deploy.export.tiled`), checked against the whole-frame graph before they are kept.
     """
     _check_options(io, deform, precision, opset)
+    if tiled and (io != "uint8" or precision != "fp32" or inline_functions or opset != _graph.OPSET):
+        raise ExportError(
+            "--tiled exports uint8 I/O, FP32, opset 19 stage graphs only",
+            "leave out --io float, --precision fp16, --inline-functions and --opset",
+        )
     steps = _Steps(progress, console)
     output = Path(output)
     with steps("load", "load checkpoint"):
@@ -459,6 +471,21 @@ def export_onnx(
             discard(stale)
     finally:
         discard(staged)
+    if tiled:
+        with steps("tiled", "stage graphs for the tiled path, halos, ONNX Runtime check vs whole frame"):
+            manifest, protos = tiled_export.export_stage_graphs(
+                family,
+                hooks,
+                model,
+                plan,
+                output,
+                deform=deform,
+                max_pixels=int(_graph.metadata(proto).get("max_pixels", 0) or 0),
+                source=source,
+            )
+            frames = [c.input for c in bundle.cases] if bundle is not None else []
+            result.tiled = tiled_export.write_and_verify(manifest, protos, output, frames)
+            result.tiled_manifest = tiled_export.manifest_path_for(output)
     return result
 
 

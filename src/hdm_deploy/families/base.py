@@ -19,7 +19,12 @@ from dataclasses import dataclass, field
 from importlib import import_module
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Family", "FamilyExport", "FrameContract", "resolve"]
+__all__ = ["TILING_KINDS", "Family", "FamilyExport", "FrameContract", "TiledStage", "resolve"]
+
+#: how a family's whole-frame graph may be split for memory-bounded inference: ``exact`` (stages with
+#: computed halos, e.g. HDM), ``overlap`` (whole graph on overlapping tiles, blended: approximate,
+#: its PSNR vs the whole frame is measured and printed), ``none``
+TILING_KINDS = ("none", "overlap", "exact")
 
 
 @dataclass(frozen=True)
@@ -76,12 +81,38 @@ class Family:
     sample_checkpoint: str = ""  #: () -> Path of a bundled demonstration checkpoint, if any
     #: options the family's PyTorch runner takes beyond ``device``/``trust_checkpoint`` (HDM: ``masks``)
     torch_options: frozenset[str] = frozenset()
+    #: one of :data:`TILING_KINDS`: whether tiling is exact (``exact``: ``tiled_stages`` below), an
+    #: approximation (``overlap``) or not offered (``none``); see docs/memory.md
+    tiling: str = "none"
+    #: ``exact`` tiling: () -> model -> list[TiledStage] (torch side, used by ``export --tiled``)
+    tiled_stages: str = ""
 
     def resolve(self, what: str) -> Any:
         ref = getattr(self, what)
         if not ref:
             raise AttributeError(f"family {self.name!r} has no {what}")
         return resolve(ref)
+
+
+@dataclass(frozen=True)
+class TiledStage:
+    """One stage of an exactly tiled frame path (``export --tiled``).
+
+    ``mode`` is ``whole`` (runs on the whole frame) or ``tiled`` (runs per tile with a halo).
+    ``inputs``/``outputs``: tensor name → (scale relative to the ×pad_multiple-padded frame grid,
+    (row axis, column axis)). Tensors are passed between stages by name; the first stage reading
+    ``image`` gets the padded uint8 frame. ``module``/``example``/``dynamic_shapes`` are the torch
+    side (what ``torch.export`` traces); ``uses_functions``: the family's ``finish_graph`` attaches
+    local functions to this stage's graph."""
+
+    name: str
+    mode: str
+    inputs: dict[str, tuple[float, tuple[int, int]]]
+    outputs: dict[str, tuple[float, tuple[int, int]]]
+    module: Any = None
+    example: tuple = ()
+    dynamic_shapes: Any = None
+    uses_functions: bool = False
 
 
 @runtime_checkable

@@ -18,6 +18,7 @@ from hdm_deploy.core.errors import HdmDeployError, missing_dependency
 from hdm_deploy.core.runner import Prediction, Runner, model_kind, server_url
 from hdm_deploy.families.base import resolve
 from hdm_deploy.families.registry import get_family, names
+from hdm_deploy.runtime.budget import BudgetRunner, OverlapRunner
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.triton_client import TritonClientRunner
 from hdm_deploy.tensorrt.runner import TensorRTRunner
@@ -40,13 +41,17 @@ BACKEND_OPTIONS: dict[str, frozenset[str]] = {
     "torch": frozenset({"device", "trust_checkpoint", "arch"}).union(
         *(get_family(n).torch_options for n in names())
     ),
-    "onnx": frozenset({"device", "threads", "optimization", "providers", "allow_foreign"}),
+    "onnx": frozenset(
+        {"device", "threads", "optimization", "providers", "allow_foreign", "max_memory", "tile", "overlap"}
+    ),
     "engine": frozenset({"device", "plugin_lib"}),
     # a model served by Triton (http://host:port/model, grpc://…): the server owns device and plugins
     "server": frozenset(),
 }
 #: options whose command-line flag is not the option name with dashes
 _FLAG_NAMES = {"allow_foreign": "--foreign-model"}
+#: options that make an ONNX model run under a memory budget / tiled (runtime.budget)
+_BUDGET_OPTIONS = ("max_memory", "tile", "overlap")
 _KIND_NAMES = {
     "torch": "a PyTorch checkpoint",
     "onnx": "an ONNX model",
@@ -100,4 +105,20 @@ def load_runner(path: str | os.PathLike | None = None, **options: Any) -> Runner
         given["device"] = device_for(kind, device)  # validated before any heavy import
         if kind == "onnx":
             given["device"] = device  # the loader keeps the CUDA index itself
+    if kind == "onnx" and any(k in given for k in _BUDGET_OPTIONS):
+        return _budget_runner(Path(path), given)
     return runner_class(path)(Path(path) if path is not None else None, **given)
+
+
+def _budget_runner(path: Path, given: dict[str, Any]) -> Runner:
+    """``max_memory``/``tile``: the whole frame or the exact tiled path (:class:`BudgetRunner`);
+    ``overlap``: approximate overlap tiling of the whole graph, PSNR measured (:class:`OverlapRunner`)."""
+    budget = {k: given.pop(k) for k in _BUDGET_OPTIONS if k in given}
+    if "overlap" in budget:
+        if "max_memory" in budget:
+            raise HdmDeployError(
+                "--overlap and --max-memory do not combine", "give --tile and --overlap for overlap tiling"
+            )
+        inner = OnnxRuntimeRunner(path, **given)
+        return OverlapRunner(inner, tile=int(budget.get("tile") or 512), overlap=int(budget["overlap"]))
+    return BudgetRunner(path, max_memory=budget.get("max_memory"), tile=budget.get("tile"), **given)

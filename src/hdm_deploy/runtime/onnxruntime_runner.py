@@ -118,6 +118,8 @@ class SessionFromOnnx:
         threads: int | None = None,
         optimization: str = "all",
         allow_foreign: bool = False,
+        arena: bool | None = None,
+        mem_pattern: bool | None = None,
     ):
         if optimization not in OPTIMIZATION_LEVELS:
             raise ModelFormatError(
@@ -131,6 +133,9 @@ class SessionFromOnnx:
         self.threads = threads
         self.optimization = optimization
         self.allow_foreign = bool(allow_foreign)
+        #: ORT's CPU memory arena and memory-pattern planning (None: ORT's default, both on);
+        #: turning both off lowers the peak (docs/memory.md)
+        self.arena, self.mem_pattern = arena, mem_pattern
 
     def __call__(self):
         ort = onnxruntime_module()
@@ -156,6 +161,10 @@ class SessionFromOnnx:
         }[self.optimization]
         if self.threads:
             options.intra_op_num_threads = int(self.threads)
+        if self.arena is not None:
+            options.enable_cpu_mem_arena = bool(self.arena)
+        if self.mem_pattern is not None:
+            options.enable_mem_pattern = bool(self.mem_pattern)
         options.log_severity_level = 3
         providers: list = [
             (CUDA, {"device_id": int(self.device_id)}) if p == CUDA and self.device_id else p

@@ -44,4 +44,7 @@ FAMILY = Family(
     exporter="hdm_deploy.families.hdm.export:EXPORT",
     sample_checkpoint="hdm_deploy.families.hdm.sample:sample_checkpoint_path",
     torch_options=frozenset({"masks"}),
+    # everything global lives in the DCP prior or at 1/4 resolution: stem and head tile exactly
+    tiling="exact",
+    tiled_stages="hdm_deploy.families.hdm.tiled:tiled_stages",
 )
