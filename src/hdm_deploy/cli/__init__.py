@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
+from hdm_deploy.cli import hdr as _hdr  # noqa: F401  (registers hdr commands)
 from hdm_deploy.cli.commands import app, main
 
 __all__ = ["app", "main"]

@@ -73,6 +73,15 @@ class Family:
     sample_checkpoint: str = ""  #: () -> Path of a bundled demonstration checkpoint, if any
     #: options the family's PyTorch runner takes beyond ``device``/``trust_checkpoint`` (HDM: ``masks``)
     torch_options: frozenset[str] = frozenset()
+    #: ``"module:qualname"`` of plain objects (not code) that the family's published checkpoints
+    #: pickle beside their tensors (e.g. an ``argparse.Namespace`` of training options); checkpoint
+    #: reading allows them under ``weights_only`` instead of needing ``--trust-checkpoint``.
+    checkpoint_globals: tuple[str, ...] = ()
+    #: For families whose deployment is not one frame graph (several graphs driven by a host-side
+    #: loop): ``"module:attribute"`` of a callable ``(model, output, *, source, precision, golden,
+    #: verify, progress, console, **options)`` that writes the family's artifact; ``export_onnx``
+    #: dispatches to it after loading the checkpoint.
+    artifact_exporter: str = ""
 
     def resolve(self, what: str) -> Any:
         ref = getattr(self, what)

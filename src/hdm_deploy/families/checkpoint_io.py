@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from hdm_deploy.core.errors import CheckpointError, first_line
-from hdm_deploy.families.base import Family
-from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
+from hdm_deploy.families.base import Family, resolve
+from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family, names
 
 __all__ = [
     "META_KEY",
@@ -49,6 +49,8 @@ def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict]:
             if isinstance(inner, (Mapping, torch.nn.Module)):  # {'model': net} as well as {'model': sd}
                 obj = inner
                 break
+        else:
+            obj = _merge_side_by_side(obj)
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -57,6 +59,35 @@ def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict]:
             "pass a checkpoint saved with torch.save({'model': net.state_dict()})",
         )
     return obj, meta
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _merge_side_by_side(obj: Mapping) -> Any:
+    """A checkpoint holding several state dicts side by side (a diffusion model, its condition network
+    and an EMA copy: ``{'ddpm_state_dict': …, 'cnn_state_dict': …, 'ema_helper': …, 'step': …}``) as one
+    dict whose keys are prefixed by their entry (``ddpm_state_dict.module.conv_in.weight``); anything
+    else is returned unchanged."""
+    if _is_tensor_dict(obj):
+        return obj
+    nested = {str(k): v for k, v in obj.items() if _is_tensor_dict(v)}
+    if not nested:
+        return obj
+    return {f"{outer}.{key}": value for outer, sd in nested.items() for key, value in sd.items()}
+
+
+def allowed_globals() -> list[Any]:
+    """The plain classes registered families declare their published checkpoints pickle
+    (:attr:`Family.checkpoint_globals`), for ``torch.serialization.safe_globals``."""
+    found: list[Any] = []
+    for name in names():
+        for ref in get_family(name).checkpoint_globals:
+            obj = resolve(ref)
+            if obj not in found:
+                found.append(obj)
+    return found
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -119,7 +150,11 @@ def read_state_dict(
     try:
         with warnings.catch_warnings():  # torch warns on some junk files before failing on them
             warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
+            if trust_checkpoint:
+                obj = torch.load(path, map_location="cpu", weights_only=False)
+            else:
+                with torch.serialization.safe_globals(allowed_globals()):
+                    obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         blocked = None if trust_checkpoint else code_in_pickle(str(exc))
         if blocked is None:

@@ -17,6 +17,7 @@ __all__ = ["DEFAULT_FAMILY", "FAMILIES", "detect_family", "get_family", "names"]
 #: name → "module:FAMILY" (torch-free modules)
 FAMILIES: dict[str, str] = {
     "hdm": "hdm_deploy.families.hdm.family:FAMILY",
+    "diffhdr": "hdm_deploy.families.diffhdr.family:FAMILY",
 }
 #: The family whose bundled sample checkpoint runs when no model is given.
 DEFAULT_FAMILY = "hdm"

@@ -1,0 +1,93 @@
+"""Torch-free check of a DiffHDR golden bundle: the sampler over ONNX Runtime vs the stored PyTorch output.
+
+The bundle (``NAME.golden.npz``, written by ``export``) holds three uint8 exposures, their stops, the
+noise x_T on the padded grid, (patch, stride, steps) and the published procedure's clamped tonemapped
+output from PyTorch. PSNR is measured on that tonemapped output (the domain the network generates).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hdm_deploy.core.errors import ModelFormatError
+from hdm_deploy.families.diffhdr.family import CONDITION_GRAPH_KEY
+from hdm_deploy.families.diffhdr.sampler import OrtGraphs, sample
+from hdm_deploy.graph import onnx_io
+
+__all__ = ["check_golden", "condition_graph_of", "load_golden", "psnr"]
+
+GOLDEN_KEYS = ("ldr_short", "ldr_medium", "ldr_long", "exposures", "noise", "expected", "grid")
+
+
+def psnr(a: np.ndarray, b: np.ndarray, peak: float = 1.0) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return float("inf") if mse == 0 else 10 * np.log10(peak**2 / mse)
+
+
+def condition_graph_of(unet_path: str | os.PathLike) -> Path:
+    """The AHDR graph named in the UNet graph's metadata (beside it)."""
+    unet_path = Path(unet_path)
+    meta = onnx_io.metadata(onnx_io.load(unet_path, external_data=False))
+    if meta.get("family") != "diffhdr" or not meta.get(CONDITION_GRAPH_KEY):
+        raise ModelFormatError(
+            f"{unet_path} is not a DiffHDR UNet graph (no {CONDITION_GRAPH_KEY} in its metadata)",
+            "export one with `hdm-deploy export Hdr_ddpm….pth.tar -o diffhdr.onnx`",
+        )
+    cond = unet_path.with_name(meta[CONDITION_GRAPH_KEY])
+    if not cond.is_file():
+        raise ModelFormatError(
+            f"the condition graph {cond} is missing", "keep NAME.cond.onnx beside NAME.onnx"
+        )
+    return cond
+
+
+def load_golden(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFormatError(
+            f"golden bundle not found: {path}", "export writes NAME.golden.npz beside NAME.onnx"
+        )
+    with np.load(path, allow_pickle=False) as data:
+        missing = [k for k in GOLDEN_KEYS if k not in data]
+        if missing:
+            raise ModelFormatError(f"{path} is not a DiffHDR golden bundle (no {', '.join(missing)})")
+        return {k: data[k] for k in data.files}
+
+
+def check_golden(
+    unet_path: str | os.PathLike,
+    golden: dict[str, np.ndarray] | str | os.PathLike,
+    *,
+    condition_path: str | os.PathLike | None = None,
+    threads: int = 0,
+    providers: list[str] | None = None,
+) -> dict[str, Any]:
+    """Run the golden case through the graphs; returns PSNR (dB) and max |Δ| on the tonemapped output."""
+    case = golden if isinstance(golden, dict) else load_golden(golden)
+    cond_path = condition_path or condition_graph_of(unet_path)
+    graphs = OrtGraphs(unet_path, cond_path, providers=providers, threads=threads)
+    patch, stride, steps = (int(v) for v in case["grid"])
+    ldrs = [case["ldr_short"], case["ldr_medium"], case["ldr_long"]]
+    x0, stats = sample(
+        ldrs,
+        tuple(float(v) for v in case["exposures"]),
+        case["noise"],
+        graphs.feature,
+        graphs.eps,
+        steps=steps,
+        patch=patch,
+        stride=stride,
+    )
+    out = np.clip(x0, 0, 1)
+    expected = case["expected"]
+    return {
+        "psnr_db": psnr(out, expected),
+        "max_abs": float(np.abs(out - expected).max()),
+        "patches": stats.patches,
+        "steps": stats.steps,
+        "size": f"{ldrs[0].shape[1]}x{ldrs[0].shape[0]}",
+    }
