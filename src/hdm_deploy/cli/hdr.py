@@ -152,9 +152,15 @@ def hdr_parity_cmd(
     """Check the graphs + torch-free sampler against the PyTorch golden bundle (no torch needed)."""
     ref = reference or model.with_name(f"{model.stem}.golden.npz")
     result = check_golden(model, ref)
+    raw = (
+        f"; unclamped x̂0 PSNR {result['raw_psnr_db']:.2f} dB (rel err {result['raw_rel_err']:.1e}, "
+        f"{100 * result['unsaturated']:.1f} % unsaturated)"
+        if "raw_psnr_db" in result
+        else ""
+    )
     console.print(
         f"DiffHDR golden case {result['size']}, {result['steps']} steps × {result['patches']} patches: "
-        f"PSNR {result['psnr_db']:.2f} dB, max |Δ| {result['max_abs']:.2e}",
+        f"tonemapped PSNR {result['psnr_db']:.2f} dB, max |Δ| {result['max_abs']:.2e}{raw}",
         highlight=False,
     )
     if result["psnr_db"] < psnr_min:

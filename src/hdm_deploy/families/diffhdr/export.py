@@ -189,9 +189,10 @@ def golden_case(
     hp, wp = padded_size(h, w, patch, stride)
     noise = initial_noise((hp, wp), seed=seed)
     cond = torch.from_numpy(condition(ldrs, exposures, (hp, wp)))[None]
-    expected = published_sample(
-        model, cond, torch.from_numpy(noise)[None], steps=steps, patch=patch, stride=stride
+    raw = published_sample(
+        model, cond, torch.from_numpy(noise)[None], steps=steps, patch=patch, stride=stride, clamp=False
     )[0].numpy()
+    expected = np.clip(raw, 0, 1)  # the published masked in-place clamp
     return {
         "ldr_short": ldrs[0],
         "ldr_medium": ldrs[1],
@@ -199,6 +200,7 @@ def golden_case(
         "exposures": np.array(exposures, np.float64),
         "noise": noise,
         "expected": expected.astype(np.float32),
+        "expected_raw": raw.astype(np.float32),
         "grid": np.array([patch, stride, steps], np.int64),
     }
 

@@ -84,9 +84,19 @@ def check_golden(
     )
     out = np.clip(x0, 0, 1)
     expected = case["expected"]
+    raw = case.get("expected_raw")
+    extra = {}
+    if raw is not None:  # the unclamped x̂0: meaningful where a random-weight net saturates the clamp
+        peak = float(raw.max() - raw.min()) or 1.0
+        extra = {
+            "raw_psnr_db": psnr(x0 - raw.min(), raw - raw.min(), peak),
+            "raw_rel_err": float(np.linalg.norm(x0 - raw) / (np.linalg.norm(raw) or 1.0)),
+            "unsaturated": float(((raw > 0) & (raw < 1)).mean()),
+        }
     return {
         "psnr_db": psnr(out, expected),
         "max_abs": float(np.abs(out - expected).max()),
+        **extra,
         "patches": stats.patches,
         "steps": stats.steps,
         "size": f"{ldrs[0].shape[1]}x{ldrs[0].shape[0]}",

@@ -40,8 +40,10 @@ def published_sample(
     stride: int,
     batch: int = PUBLISHED_BATCH,
     tick: Callable[[], None] | None = None,
+    clamp: bool = True,
 ) -> torch.Tensor:
-    """x̂0 of the last step, clamped to [0, 1] (``cond`` [1,18,H,W], ``noise`` [1,3,H,W], padded)."""
+    """x̂0 of the last step, clamped to [0, 1] as published unless ``clamp=False`` (``cond``
+    [1,18,H,W], ``noise`` [1,3,H,W], padded)."""
     device = noise.device
     betas = torch.from_numpy(np.linspace(1e-4, 0.02, 1000, dtype=np.float64)).float().to(device)
     skip = 1000 // steps
@@ -75,6 +77,8 @@ def published_sample(
         c2 = (1 - at_next).sqrt()  # eta = 0: c1 = 0
         xt = at_next.sqrt() * x0 + c2 * et
     x0 = x0.clone()
+    if not clamp:
+        return x0
     x0[x0 >= 1] = 1
     x0[x0 <= 0] = 0
     return x0

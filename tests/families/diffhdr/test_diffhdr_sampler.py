@@ -1,0 +1,140 @@
+"""The torch-free patch DDIM sampler vs the published procedure in PyTorch, and its building blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from hdm_deploy.core.errors import HdmDeployError
+from hdm_deploy.families.diffhdr.export import condition_path_for, export_graphs, golden_case
+from hdm_deploy.families.diffhdr.inputs import condition, padded_size, read_exposure_file
+from hdm_deploy.families.diffhdr.model import DiffHDR, DiffHDRConfig
+from hdm_deploy.families.diffhdr.parity import check_golden
+from hdm_deploy.families.diffhdr.reference import _compute_alpha, published_sample
+from hdm_deploy.families.diffhdr.sampler import OrtGraphs, alphas_bar, grid, sample, timestep_pairs
+
+
+def test_schedule_equals_the_published_compute_alpha():
+    betas = torch.from_numpy(np.linspace(1e-4, 0.02, 1000, dtype=np.float64)).float()
+    t = torch.arange(-1, 1000)
+    ref = _compute_alpha(betas, t).flatten().numpy()
+    np.testing.assert_allclose(alphas_bar(), ref, rtol=2e-6, atol=0)
+    assert alphas_bar()[0] == 1.0
+    assert abs(alphas_bar()[961] - 8.74e-5) < 1e-6  # ᾱ(960), reference sheet
+
+
+def test_timesteps_as_published():
+    pairs = timestep_pairs(25)
+    assert len(pairs) == 25 and pairs[0] == (960, 920) and pairs[-1] == (0, -1)
+    assert [t for t, _ in timestep_pairs(3)] == [999, 666, 333, 0]  # skip 333 gives 4 steps
+    assert len(timestep_pairs(200)) == 200
+    with pytest.raises(HdmDeployError):
+        timestep_pairs(0)
+
+
+def test_patch_grid_and_padding_as_published():
+    assert padded_size(1000, 1500, 512, 64) == (1024, 1536)
+    assert len(grid(1024, 1536, 512, 64)) == 153
+    assert padded_size(1080, 1920, 512, 64) == (1088, 1920)
+    assert len(grid(1088, 1920, 512, 64)) == 230
+    assert len(grid(*padded_size(1080, 1920, 512, 256), 512, 256)) == 4 * 7
+    count = np.zeros((1024, 1536), int)
+    for h, w in grid(1024, 1536, 512, 64):
+        count[h : h + 512, w : w + 512] += 1
+    assert count.min() >= 1 and count[512, 768] == 64
+    with pytest.raises(HdmDeployError, match="patch grid"):
+        grid(1000, 1500, 512, 64)
+
+
+def test_exposure_file_is_read_like_the_published_loader(tmp_path):
+    f = tmp_path / "exposure.txt"
+    f.write_text("0\n2\n4\n")
+    assert read_exposure_file(f) == (0.0, 2.0, 4.0)
+    f.write_text("0\n2.5\n4\n")
+    with pytest.warns(UserWarning, match="first character"):
+        assert read_exposure_file(f) == (0.0, 2.0, 4.0)
+    f.write_text("-2\n0\n2\n")
+    with pytest.raises(HdmDeployError, match="digit"):
+        read_exposure_file(f)
+    f.write_text("0\n2\n")
+    with pytest.raises(HdmDeployError, match="needs 3"):
+        read_exposure_file(f)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch.manual_seed(3)
+    model = DiffHDR(DiffHDRConfig.tiny()).eval()
+    folder = tmp_path_factory.mktemp("diffhdr")
+    unet, cond = export_graphs(model)
+    import onnx
+
+    onnx.save(unet, folder / "u.onnx")
+    onnx.save(cond, folder / "u.cond.onnx")
+    return model, folder / "u.onnx"
+
+
+def test_per_step_unet_ort_matches_pytorch(tiny):
+    model, path = tiny
+    graphs = OrtGraphs(path, condition_path_for(path))
+    gen = torch.Generator().manual_seed(0)
+    cond = torch.rand(5, 18, 64, 64, generator=gen)
+    x_t = torch.randn(5, 3, 64, 64, generator=gen)
+    for t in (999.0, 333.0, 0.0):
+        tt = torch.tensor([t])
+        with torch.no_grad():
+            feature = model.ahdr.from_condition(cond)
+            eps = model.unet(x_t, tt, feature).numpy()
+        feat_ort = graphs.feature(cond.numpy())
+        eps_ort = graphs.eps(x_t.numpy(), feat_ort, tt.numpy())
+        assert np.linalg.norm(feat_ort - feature.numpy()) / np.linalg.norm(feature.numpy()) <= 1e-5
+        assert np.linalg.norm(eps_ort - eps) / np.linalg.norm(eps) <= 1e-4
+
+
+def test_runtime_sampler_matches_published_pytorch_procedure(tiny):
+    """128×96, 64² patches, stride 32, T = 3, same noise: ≥ 45 dB on the tonemapped output."""
+    model, path = tiny
+    case = golden_case(model, size=(96, 128), patch=64, stride=32, steps=3)
+    assert case["noise"].shape == (3, 96, 128)
+    result = check_golden(path, case, condition_path=condition_path_for(path))
+    assert result["patches"] == 6 and result["steps"] == 4
+    assert result["psnr_db"] >= 45.0
+    # random weights blow x̂0 far past [0, 1]: the unclamped estimate is the stronger comparison
+    assert result["raw_rel_err"] <= 1e-4 and result["raw_psnr_db"] >= 60.0
+
+
+def test_batching_streaming_and_feature_cache_do_not_change_the_result(tiny):
+    model, path = tiny
+    graphs = OrtGraphs(path, condition_path_for(path))
+    case = golden_case(model, size=(70, 100), patch=64, stride=16, steps=2)
+    ldrs = [case["ldr_short"], case["ldr_medium"], case["ldr_long"]]
+    stops = tuple(case["exposures"])
+    ticks = []
+    runs = [
+        sample(
+            ldrs,
+            stops,
+            case["noise"],
+            graphs.feature,
+            graphs.eps,
+            steps=2,
+            patch=64,
+            stride=16,
+            batch=b,
+            feature_cache_bytes=c,
+            progress=lambda a, t: ticks.append((a, t)),
+        )
+        for b, c in ((8, 1 << 30), (3, 0), (1, 0))
+    ]
+    assert runs[0][1].features_cached and not runs[1][1].features_cached
+    for x0, _ in runs[1:]:
+        np.testing.assert_allclose(x0, runs[0][0], rtol=1e-4, atol=1e-3 * float(np.abs(runs[0][0]).max()))
+    n = len(grid(*case["noise"].shape[1:], 64, 16))
+    assert ticks[0] == (0, 2 * -(-n // 8)) and sum(a for a, _ in ticks) == 2 * (-(-n // 8) + -(-n // 3) + n)
+    # and the PyTorch reference agrees with its published batch of 8
+    cond = torch.from_numpy(condition(ldrs, stops, case["noise"].shape[1:]))[None]
+    ref = published_sample(
+        model, cond, torch.from_numpy(case["noise"])[None], steps=2, patch=64, stride=16, clamp=False
+    )
+    assert np.linalg.norm(runs[2][0] - ref[0].numpy()) / np.linalg.norm(ref[0].numpy()) <= 1e-4
