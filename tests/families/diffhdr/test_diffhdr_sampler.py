@@ -138,3 +138,24 @@ def test_batching_streaming_and_feature_cache_do_not_change_the_result(tiny):
         model, cond, torch.from_numpy(case["noise"])[None], steps=2, patch=64, stride=16, clamp=False
     )
     assert np.linalg.norm(runs[2][0] - ref[0].numpy()) / np.linalg.norm(ref[0].numpy()) <= 1e-4
+
+
+def test_fp16_policy_keeps_each_island_fp32_and_stays_close(tiny, tmp_path):
+    import onnx
+
+    from hdm_deploy.families.diffhdr.export import ISLANDS
+    from hdm_deploy.graph.precision import policy_report
+
+    model, _ = tiny
+    unet, cond = export_graphs(model, precision="fp16")
+    report = policy_report(unet)
+    assert set(report.islands) == set(ISLANDS) and all(report.islands.values())
+    ops = {n.name: n.op_type for n in unet.graph.node}
+    assert {"Sin", "Cos"} <= {ops[n] for n in report.islands["timestep_embedding"]}
+    assert "Softmax" in {ops[n] for n in report.islands["attention_softmax"]}
+    assert {ops[n] for n in report.islands["groupnorm_statistics"]} == {"InstanceNormalization"}
+    onnx.save(unet, tmp_path / "h.onnx")
+    onnx.save(cond, tmp_path / "h.cond.onnx")
+    case = golden_case(model, size=(96, 128), patch=64, stride=32, steps=3)
+    result = check_golden(tmp_path / "h.onnx", case, condition_path=tmp_path / "h.cond.onnx")
+    assert result["raw_psnr_db"] >= 30.0

@@ -57,12 +57,12 @@ ISLANDS: dict[str, Island] = {
         Island(
             "timestep_embedding",
             "t·f reaches 960 rad where FP16's spacing is 0.5: sin/cos come out wrong",
-            scopes=(r"(^|/)sinusoid(/|$)", r"(^|/)temb\.dense"),
+            scopes=(r"(^|[/.])sinusoid(/|$)", r"(^|[/.])temb\.dense\.\d+(/|$)"),
         ),
         Island(
             "attention_softmax",
             "q·k over 256/512 channels is scaled after the product (published order) and can overflow FP16",
-            scopes=(r"(^|/)(mid\.attn_1|(down|up)\.\d+\.attn\.\d+)(/|$)",),
+            scopes=(r"(^|[/.])(mid\.attn_1|(down|up)\.\d+\.attn\.\d+)(/|$)",),
             scope_ops=("MatMul", "Mul", "Softmax", "Div"),
         ),
         Island(
