@@ -159,3 +159,12 @@ def test_fp16_policy_keeps_each_island_fp32_and_stays_close(tiny, tmp_path):
     case = golden_case(model, size=(96, 128), patch=64, stride=32, steps=3)
     result = check_golden(tmp_path / "h.onnx", case, condition_path=tmp_path / "h.cond.onnx")
     assert result["raw_psnr_db"] >= 30.0
+
+
+def test_condition_lookup_is_bit_identical_to_the_published_arithmetic():
+    from hdm_deploy.families.diffhdr.inputs import condition_patch, condition_reference
+
+    rng = np.random.default_rng(0)
+    ldrs = [rng.integers(0, 256, (17, 23, 3), dtype=np.uint8) for _ in range(3)]
+    for stops in ((0.0, 2.0, 4.0), (-2.0, 0.0, 2.0), (1.0, 3.5, 6.0)):
+        np.testing.assert_array_equal(condition_patch(ldrs, stops), condition_reference(ldrs, stops))

@@ -30,7 +30,7 @@ import numpy as np
 
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.families.diffhdr.family import COND_INPUT, EPS_OUTPUT, FEATURE, T_INPUT, XT_INPUT
-from hdm_deploy.families.diffhdr.inputs import condition_patch
+from hdm_deploy.families.diffhdr.inputs import condition_tables, fill_condition
 
 __all__ = [
     "NUM_TIMESTEPS",
@@ -128,10 +128,11 @@ def sample(
     _, hp, wp = noise.shape
     corners = grid(hp, wp, patch, stride)
     padded = []
-    for ldr in ldrs:  # uint8, zero-padded bottom/right (LDR 0 → condition 0, as published)
-        canvas = np.zeros((hp, wp, 3), np.uint8)
-        canvas[: ldr.shape[0], : ldr.shape[1]] = ldr
+    for ldr in ldrs:  # uint8 CHW, zero-padded bottom/right (LDR 0 → condition 0, as published)
+        canvas = np.zeros((3, hp, wp), np.uint8)
+        canvas[:, : ldr.shape[0], : ldr.shape[1]] = ldr.transpose(2, 0, 1)
         padded.append(canvas)
+    tables = condition_tables(exposures)
     count = np.zeros((1, hp, wp), np.float32)
     for h, w in corners:
         count[:, h : h + patch, w : w + patch] += 1
@@ -143,9 +144,9 @@ def sample(
         progress(0, total)
 
     def features(group: Sequence[tuple[int, int]]) -> np.ndarray:
-        cond = np.stack(
-            [condition_patch([x[h : h + patch, w : w + patch] for x in padded], exposures) for h, w in group]
-        )
+        cond = np.empty((len(group), 6 * len(padded), patch, patch), np.float32)
+        for i, (h, w) in enumerate(group):
+            fill_condition(cond[i], [x[:, h : h + patch, w : w + patch] for x in padded], tables)
         return np.asarray(feature_fn(cond), dtype=np.float32)
 
     cache: list[np.ndarray] | None = None
@@ -166,7 +167,9 @@ def sample(
                     cache = [] if use_cache else None
                 if cache is not None:
                     cache.append(feat)
-            xt = np.stack([x[:, h : h + patch, w : w + patch] for h, w in group])
+            xt = np.empty((len(group), 3, patch, patch), np.float32)
+            for i, (h, w) in enumerate(group):
+                xt[i] = x[:, h : h + patch, w : w + patch]
             out = np.asarray(eps_fn(xt, feat, t_in), dtype=np.float32)
             for k, (h, w) in enumerate(group):
                 eps[:, h : h + patch, w : w + patch] += out[k]
