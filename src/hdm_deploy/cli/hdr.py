@@ -19,6 +19,7 @@ from hdm_deploy.cli.commands import _Command, _progress_bar, app, console, out
 from hdm_deploy.cli.options import TrustCheckpointOption
 from hdm_deploy.core.errors import HdmDeployError, InputImageError, OutputPathError, ParityError
 from hdm_deploy.core.fs import atomic_path, probe_writable, refuse_overwrite
+from hdm_deploy.families.base import resolve
 from hdm_deploy.families.diffhdr.family import PATCH, SEED, STEPS_PUBLISHED, STRIDE
 from hdm_deploy.families.diffhdr.inputs import (
     inverse_mu_law,
@@ -184,8 +185,8 @@ def hdr_resave_cmd(
         raise HdmDeployError(f"checkpoint not found: {checkpoint}", "give the .pth.tar file")
     refuse_overwrite([checkpoint], [output])
     probe_writable(output.parent)
-    from hdm_deploy.families.diffhdr.checkpoint import resave_tensors_only
-
+    # torch-side code, reached through a reference (the CLI imports no torch until here)
+    resave_tensors_only = resolve("hdm_deploy.families.diffhdr.checkpoint:resave_tensors_only")
     resave_tensors_only(checkpoint, output, trust_checkpoint=trust_checkpoint, ema=ema)
     out.print(f"[bold green]wrote[/] {output} ({'EMA' if ema else 'raw'} weights, tensors only)")
 

@@ -78,16 +78,33 @@ def _merge_side_by_side(obj: Mapping) -> Any:
     return {f"{outer}.{key}": value for outer, sd in nested.items() for key, value in sd.items()}
 
 
-def allowed_globals() -> list[Any]:
-    """The plain classes registered families declare their published checkpoints pickle
-    (:attr:`Family.checkpoint_globals`), for ``torch.serialization.safe_globals``."""
-    found: list[Any] = []
+def declared_globals() -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """``"module.Qualname"`` → (the class, the families declaring it): the plain classes registered
+    families say their published checkpoints pickle (:attr:`Family.checkpoint_globals`)."""
+    found: dict[str, tuple[Any, tuple[str, ...]]] = {}
     for name in names():
         for ref in get_family(name).checkpoint_globals:
-            obj = resolve(ref)
-            if obj not in found:
-                found.append(obj)
+            dotted = ref.replace(":", ".")
+            obj, fams = found.get(dotted, (None, ()))
+            found[dotted] = (obj if obj is not None else resolve(ref), (*fams, name))
     return found
+
+
+def _torch_load(path: Path, trust_checkpoint: bool, allowed: list[Any]) -> Any:
+    with warnings.catch_warnings():  # torch warns on some junk files before failing on them
+        warnings.simplefilter("ignore")
+        if trust_checkpoint:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _refuse_code(path: Path, blocked: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} was not loaded: it holds Python objects beyond tensors ({blocked}), and unpickling "
+        "it could run code",
+        "only if you trust its source, re-run with --trust-checkpoint (that unpickles it in full)",
+    )
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -147,39 +164,41 @@ def read_state_dict(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}", "give the path of a .pk/.pt/.pth file")
-    try:
-        with warnings.catch_warnings():  # torch warns on some junk files before failing on them
-            warnings.simplefilter("ignore")
-            if trust_checkpoint:
-                obj = torch.load(path, map_location="cpu", weights_only=False)
-            else:
-                with torch.serialization.safe_globals(allowed_globals()):
-                    obj = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as exc:
-        blocked = None if trust_checkpoint else code_in_pickle(str(exc))
-        if blocked is None:
+    # Plain weights-only first; a refused class that a family declares its published checkpoints
+    # pickle (argparse.Namespace …) is allowed on a retry, and the file must then be that family's.
+    declared = {} if trust_checkpoint else declared_globals()
+    allowed: list[str] = []
+    while True:
+        try:
+            obj = _torch_load(path, trust_checkpoint, [declared[n][0] for n in allowed])
+            break
+        except pickle.UnpicklingError as exc:
+            blocked = None if trust_checkpoint else code_in_pickle(str(exc))
+            if blocked is None:
+                raise CheckpointError(
+                    f"{path}: not a readable PyTorch checkpoint ({_torch_reason(exc)})"
+                ) from None
+            if blocked in declared and blocked not in allowed:
+                allowed.append(blocked)
+                continue
+            raise _refuse_code(path, blocked) from None
+        except (ImportError, AttributeError) as exc:  # a whole pickled model whose code is not importable
             raise CheckpointError(
-                f"{path}: not a readable PyTorch checkpoint ({_torch_reason(exc)})"
+                f"{path} is a pickled Python object whose code is not importable here ({first_line(exc, 200)})",
+                "load it where its training code is importable and re-save the weights with "
+                "torch.save({'model': net.state_dict()}, PATH)",
+            ) from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # EOF, bad zip, KeyError from a text file … : not a checkpoint
+            raise CheckpointError(
+                f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})",
+                "pass a file written by torch.save",
             ) from None
-        raise CheckpointError(
-            f"{path} was not loaded: it holds Python objects beyond tensors ({blocked}), and unpickling "
-            "it could run code",
-            "only if you trust its source, re-run with --trust-checkpoint (that unpickles it in full)",
-        ) from None
-    except (ImportError, AttributeError) as exc:  # a whole pickled model whose classes are not importable
-        raise CheckpointError(
-            f"{path} is a pickled Python object whose code is not importable here ({first_line(exc, 200)})",
-            "load it where its training code is importable and re-save the weights with "
-            "torch.save({'model': net.state_dict()}, PATH)",
-        ) from exc
-    except MemoryError:
-        raise
-    except Exception as exc:  # EOF, bad zip, KeyError from a text file … : not a checkpoint
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})",
-            "pass a file written by torch.save",
-        ) from None
     state, meta = _unwrap(obj, path)
+    for name in allowed:  # allowed only in the checkpoints of a family that declares it
+        if not any(get_family(f).detect(state.keys()) is not None for f in declared[name][1]):
+            raise _refuse_code(path, name)
     return clean_state_dict(state), meta
 
 

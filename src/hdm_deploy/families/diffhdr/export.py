@@ -40,6 +40,7 @@ from hdm_deploy.families.diffhdr.family import (
 )
 from hdm_deploy.families.diffhdr.inputs import condition, padded_size
 from hdm_deploy.families.diffhdr.model import DiffHDR
+from hdm_deploy.families.diffhdr.parity import check_golden
 from hdm_deploy.families.diffhdr.reference import published_sample
 from hdm_deploy.families.diffhdr.sampler import initial_noise
 from hdm_deploy.graph import onnx_io
@@ -266,8 +267,6 @@ def export_artifact(
         onnx.save_model(unet, str(tmp_unet))
         onnx.save_model(cond, str(tmp_cond))
         if verify and case is not None:
-            from hdm_deploy.families.diffhdr.parity import check_golden
-
             with status("ONNX Runtime sampler vs PyTorch on the golden case…"):
                 measured = check_golden(tmp_unet, case, condition_path=tmp_cond)
             result.measured = measured
