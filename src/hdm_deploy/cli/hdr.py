@@ -17,7 +17,7 @@ import typer
 
 from hdm_deploy.cli.commands import _Command, _progress_bar, app, console, out
 from hdm_deploy.cli.options import TrustCheckpointOption
-from hdm_deploy.core.errors import HdmDeployError, InputImageError, OutputPathError, ParityError
+from hdm_deploy.core.errors import HdmDeployError, InputImageError, OutputPathError
 from hdm_deploy.core.fs import atomic_path, probe_writable, refuse_overwrite
 from hdm_deploy.families.base import resolve
 from hdm_deploy.families.diffhdr.family import PATCH, SEED, STEPS_PUBLISHED, STRIDE
@@ -28,7 +28,7 @@ from hdm_deploy.families.diffhdr.inputs import (
     read_exposure_file,
     read_ldr,
 )
-from hdm_deploy.families.diffhdr.parity import check_golden, condition_graph_of
+from hdm_deploy.families.diffhdr.parity import check_artifact, condition_graph_of
 from hdm_deploy.families.diffhdr.sampler import OrtGraphs, initial_noise, sample
 
 HDR_SUFFIXES = (".hdr", ".pic")
@@ -151,23 +151,7 @@ def hdr_parity_cmd(
     ] = 45.0,
 ) -> None:
     """Check the graphs + torch-free sampler against the PyTorch golden bundle (no torch needed)."""
-    ref = reference or model.with_name(f"{model.stem}.golden.npz")
-    result = check_golden(model, ref)
-    raw = (
-        f"; unclamped x̂0 PSNR {result['raw_psnr_db']:.2f} dB (rel err {result['raw_rel_err']:.1e}, "
-        f"{100 * result['unsaturated']:.1f} % unsaturated)"
-        if "raw_psnr_db" in result
-        else ""
-    )
-    console.print(
-        f"DiffHDR golden case {result['size']}, {result['steps']} steps × {result['patches']} patches: "
-        f"tonemapped PSNR {result['psnr_db']:.2f} dB, max |Δ| {result['max_abs']:.2e}{raw}",
-        highlight=False,
-    )
-    if result["psnr_db"] < psnr_min:
-        raise ParityError(
-            f"PSNR {result['psnr_db']:.2f} dB < {psnr_min} dB", "the graphs do not reproduce PyTorch"
-        )
+    check_artifact(model, reference, psnr_min=psnr_min, console=console)
     out.print("[bold green]parity passed[/]")
 
 

@@ -82,6 +82,10 @@ class Family:
     #: verify, progress, console, **options)`` that writes the family's artifact; ``export_onnx``
     #: dispatches to it after loading the checkpoint.
     artifact_exporter: str = ""
+    #: Torch-free ``"module:attribute"`` of ``(model_path, reference_path | None, *, psnr_min, console)``
+    #: checking such an artifact against its golden bundle (raises ``ParityError``); ``hdm-deploy
+    #: parity`` dispatches to it for ONNX files whose metadata names the family.
+    artifact_parity: str = ""
 
     def resolve(self, what: str) -> Any:
         ref = getattr(self, what)

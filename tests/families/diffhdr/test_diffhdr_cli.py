@@ -50,7 +50,7 @@ def test_golden_parity_runs_without_torch(exported):
     folder, _ = exported
     code = (
         "import sys; sys.modules['torch'] = None\n"  # any `import torch` now raises
-        "from hdm_deploy.cli import main; sys.argv = ['hdm-deploy', 'hdr-parity', sys.argv[1]]; main()"
+        "from hdm_deploy.cli import main; sys.argv = ['hdm-deploy', 'parity', sys.argv[1]]; main()"
     )
     proc = subprocess.run(
         [sys.executable, "-c", code, str(folder / "diffhdr.onnx")],
@@ -135,3 +135,12 @@ def test_resave_command(exported, tmp_path):
     state = torch.load(dst, weights_only=True)
     ema = torch.load(ckpt, weights_only=False)["ema_helper"]
     assert torch.equal(state["ddpm_state_dict"]["module.conv_in.weight"], ema["conv_in.weight"])
+
+
+def test_hdr_parity_fails_below_the_threshold_and_refuses_frame_options(exported):
+    folder, _ = exported
+    model = str(folder / "diffhdr.onnx")
+    result = cli.invoke(app, ["hdr-parity", model, "--psnr-min", "1000"])
+    assert result.exit_code == 1 and "PSNR" in result.output
+    result = cli.invoke(app, ["parity", model, "--images", str(folder / "short.png")])
+    assert result.exit_code == 2 and "does not apply" in result.output

@@ -73,5 +73,6 @@ FAMILY = Family(
     torch_runner="hdm_deploy.families.diffhdr.reference:NoFrameRunner",
     exporter="hdm_deploy.families.diffhdr.export:EXPORT",
     artifact_exporter="hdm_deploy.families.diffhdr.export:export_artifact",
+    artifact_parity="hdm_deploy.families.diffhdr.parity:check_artifact",
     checkpoint_globals=("argparse:Namespace", "torch:device"),
 )

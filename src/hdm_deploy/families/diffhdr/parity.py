@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from hdm_deploy.core.errors import ModelFormatError
+from hdm_deploy.core.errors import ModelFormatError, ParityError
 from hdm_deploy.families.diffhdr.family import CONDITION_GRAPH_KEY
 from hdm_deploy.families.diffhdr.sampler import OrtGraphs, sample
 from hdm_deploy.graph import onnx_io
 
-__all__ = ["check_golden", "condition_graph_of", "load_golden", "psnr"]
+__all__ = ["check_artifact", "check_golden", "condition_graph_of", "load_golden", "psnr"]
 
 GOLDEN_KEYS = ("ldr_short", "ldr_medium", "ldr_long", "exposures", "noise", "expected", "grid")
 
@@ -101,3 +101,38 @@ def check_golden(
         "steps": stats.steps,
         "size": f"{ldrs[0].shape[1]}x{ldrs[0].shape[0]}",
     }
+
+
+def check_artifact(
+    model: str | os.PathLike,
+    reference: str | os.PathLike | None = None,
+    *,
+    psnr_min: float | None = None,
+    console=None,
+) -> dict[str, Any]:
+    """``hdm-deploy parity diffhdr.onnx`` / ``hdr-parity``: the golden case (default ``NAME.golden.npz``)
+    through the graphs; prints one line; :class:`ParityError` below ``psnr_min`` (default 45 dB for an
+    FP32 bundle, 30 dB for FP16) on the clamped tonemapped output."""
+    model = Path(model)
+    ref = Path(reference) if reference is not None else model.with_name(f"{model.stem}.golden.npz")
+    case = load_golden(ref)
+    result = check_golden(model, case)
+    if psnr_min is None:
+        psnr_min = 30.0 if str(case.get("precision", "fp32")) == "fp16" else 45.0
+    raw = (
+        f"; unclamped x̂0 PSNR {result['raw_psnr_db']:.2f} dB (rel err {result['raw_rel_err']:.1e}, "
+        f"{100 * result['unsaturated']:.1f} % unsaturated)"
+        if "raw_psnr_db" in result
+        else ""
+    )
+    line = (
+        f"DiffHDR golden case {result['size']}, {result['steps']} steps × {result['patches']} patches: "
+        f"tonemapped PSNR {result['psnr_db']:.2f} dB (min {psnr_min:g}), max |Δ| {result['max_abs']:.2e}{raw}"
+    )
+    if console is not None:
+        console.print(line, highlight=False, markup=False)
+    if result["psnr_db"] < psnr_min:
+        raise ParityError(
+            f"PSNR {result['psnr_db']:.2f} dB < {psnr_min:g} dB", "the graphs do not reproduce PyTorch"
+        )
+    return result
