@@ -911,7 +911,10 @@ def _artifact_parity(model: Path):
     """``Family.artifact_parity`` of an ONNX file whose metadata names such a family, else ``None``."""
     if model.suffix.lower() != ".onnx":
         return None
-    name = onnx_metadata(onnx_load(model, external_data=False)).get("family", "")
+    try:
+        name = onnx_metadata(onnx_load(model, external_data=False)).get("family", "")
+    except ModelFormatError:  # not readable: the generic path reports it after its option checks
+        return None
     if name not in family_names():
         return None
     family = get_family(name)
