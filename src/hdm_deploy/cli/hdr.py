@@ -30,6 +30,8 @@ from hdm_deploy.families.diffhdr.inputs import (
 )
 from hdm_deploy.families.diffhdr.parity import check_artifact, condition_graph_of
 from hdm_deploy.families.diffhdr.sampler import OrtGraphs, initial_noise, sample
+from hdm_deploy.graph.onnx_io import load as onnx_load
+from hdm_deploy.graph.onnx_io import metadata as onnx_metadata
 
 HDR_SUFFIXES = (".hdr", ".pic")
 
@@ -104,6 +106,12 @@ def hdr_cmd(
         shown = ", ".join(f"{x.shape[1]}×{x.shape[0]}" for x in ldrs)
         raise InputImageError(f"the exposures differ in size ({shown})", "give three images of one size")
     cond_graph = condition_graph_of(model)
+    multiple = int(onnx_metadata(onnx_load(model, external_data=False)).get("patch_multiple", "1"))
+    if patch % multiple:
+        raise HdmDeployError(
+            f"--patch {patch} is not a multiple of {multiple} (the UNet halves the patch {multiple.bit_length() - 1} times)",
+            f"use e.g. --patch {max(multiple, patch // multiple * multiple)}",
+        )
     h, w = ldrs[0].shape[:2]
     hp, wp = padded_size(h, w, patch, stride)
     x_t = initial_noise((hp, wp), seed=seed, path=noise)

@@ -168,3 +168,15 @@ def test_condition_lookup_is_bit_identical_to_the_published_arithmetic():
     ldrs = [rng.integers(0, 256, (17, 23, 3), dtype=np.uint8) for _ in range(3)]
     for stops in ((0.0, 2.0, 4.0), (-2.0, 0.0, 2.0), (1.0, 3.5, 6.0)):
         np.testing.assert_array_equal(condition_patch(ldrs, stops), condition_reference(ldrs, stops))
+
+
+def test_initial_noise_is_seeded_or_read_from_a_file(tmp_path):
+    from hdm_deploy.families.diffhdr.sampler import initial_noise
+
+    a, b = initial_noise((64, 96), seed=61), initial_noise((64, 96), seed=61)
+    assert a.dtype == np.float32 and a.shape == (3, 64, 96) and np.array_equal(a, b)
+    assert not np.array_equal(a, initial_noise((64, 96), seed=62))
+    np.save(tmp_path / "x.npy", a[None])  # a [1,3,H,W] tensor exported from PyTorch works too
+    assert np.array_equal(initial_noise((64, 96), path=tmp_path / "x.npy"), a)
+    with pytest.raises(HdmDeployError, match="padded image needs"):
+        initial_noise((64, 128), path=tmp_path / "x.npy")
