@@ -8,9 +8,9 @@ import pickle
 import pytest
 import torch
 
-from _diffhdr_checkpoints import published_shapes, write_published, write_tiny
+from _diffhdr_checkpoints import write_published, write_tiny
 from hdm_deploy.core.errors import CheckpointError
-from hdm_deploy.families.checkpoint_io import open_checkpoint, read_state_dict
+from hdm_deploy.families.checkpoint_io import open_checkpoint
 from hdm_deploy.families.diffhdr.checkpoint import load_published, resave_tensors_only
 
 
@@ -78,13 +78,3 @@ def test_misshaped_and_partial_checkpoints_are_refused(tmp_path):
     torch.save({"ddpm_state_dict": {k: torch.zeros(s) for k, s in unet.items()}}, tmp_path / "half.pt")
     with pytest.raises(CheckpointError):
         load_published(tmp_path / "half.pt")
-
-
-@pytest.mark.slow
-def test_published_size_checkpoint_from_the_key_files_loads(tmp_path):
-    path = tmp_path / "Hdr_ddpm3000000.pth.tar"
-    written = write_published(path, published_shapes("unet"), published_shapes("ahdr"))
-    state, _ = read_state_dict(path)
-    assert len(state) == 306 + 12 + 306
-    model, _ = load_published(path)
-    assert _same(model.unet, written["unet"]) and _same(model.ahdr, written["ahdr"])

@@ -12,26 +12,20 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from _diffhdr_checkpoints import write_tiny
 from hdm_deploy.cli import app
-from hdm_deploy.export.exporter import export_onnx
 
 cli = CliRunner()
 ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
-def exported(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("diffhdr_cli")
-    ckpt = folder / "Hdr_ddpm3000000.pth.tar"
-    write_tiny(ckpt, seed=1)
-    result = export_onnx(ckpt, folder / "diffhdr.onnx")  # the generic entry dispatches to the family
+def exported(tiny_export):
+    result, folder = tiny_export.result, tiny_export.folder
     assert result.family == "diffhdr" and result.measured["psnr_db"] >= 45.0
     golden = np.load(folder / "diffhdr.golden.npz")
-    names = ("short", "medium", "long")
-    for name in names:
+    for name in ("short", "medium", "long"):
         cv2.imwrite(str(folder / f"{name}.png"), golden[f"ldr_{name}"][:, :, ::-1])
-    return folder, ckpt
+    return folder, tiny_export.ckpt
 
 
 def test_export_writes_two_graphs_and_a_golden_bundle(exported):

@@ -46,7 +46,15 @@ from hdm_deploy.families.diffhdr.sampler import initial_noise
 from hdm_deploy.graph import onnx_io
 from hdm_deploy.graph.precision import Island, apply_fp16_policy
 
-__all__ = ["EXPORT", "ISLANDS", "condition_path_for", "export_artifact", "export_graphs", "golden_case"]
+__all__ = [
+    "EXPORT",
+    "ISLANDS",
+    "condition_path_for",
+    "export_artifact",
+    "export_graphs",
+    "golden_case",
+    "to_fp16",
+]
 
 OPSET = 19
 
@@ -119,6 +127,15 @@ def _export(
     return onnx_program.model_proto
 
 
+def to_fp16(
+    unet: onnx.ModelProto, cond: onnx.ModelProto, islands: Iterable[str] | None = None
+) -> tuple[onnx.ModelProto, onnx.ModelProto]:
+    """The FP16 policy on the two FP32 graphs: the UNet keeps ``islands`` (names from :data:`ISLANDS`,
+    default all) in FP32; AHDR (convolutions, LeakyReLU, sigmoid gates) has none. I/O stays FP32."""
+    chosen = [ISLANDS[n] for n in (ISLANDS if islands is None else islands)]
+    return apply_fp16_policy(unet, chosen, flavour="onnx"), apply_fp16_policy(cond, [], flavour="onnx")
+
+
 def export_graphs(
     model: DiffHDR, *, precision: str = "fp32", islands: Iterable[str] | None = None
 ) -> tuple[onnx.ModelProto, onnx.ModelProto]:
@@ -151,9 +168,7 @@ def export_graphs(
         {"cond": {0: hb, 2: hs, 3: hs}},
     )
     if precision == "fp16":
-        chosen = [ISLANDS[n] for n in (ISLANDS if islands is None else islands)]
-        unet = apply_fp16_policy(unet, chosen, flavour="onnx")
-        cond = apply_fp16_policy(cond, [], flavour="onnx")
+        unet, cond = to_fp16(unet, cond, islands)
     elif precision != "fp32":
         raise ExportError(f"unknown precision {precision!r}", "use fp32 or fp16")
     for proto in (unet, cond):
