@@ -364,6 +364,7 @@ def export_onnx(
             output,
             source=source,
             precision=precision,
+            opset=opset,
             golden=golden,
             verify=verify,
             progress=progress,

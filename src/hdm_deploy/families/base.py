@@ -79,7 +79,7 @@ class Family:
     checkpoint_globals: tuple[str, ...] = ()
     #: For families whose deployment is not one frame graph (several graphs driven by a host-side
     #: loop): ``"module:attribute"`` of a callable ``(model, output, *, source, precision, golden,
-    #: verify, progress, console, **options)`` that writes the family's artifact; ``export_onnx``
+    #: opset, verify, progress, console, **options)`` that writes the family's artifact; ``export_onnx``
     #: dispatches to it after loading the checkpoint.
     artifact_exporter: str = ""
     #: Torch-free ``"module:attribute"`` of ``(model_path, reference_path | None, *, psnr_min, console)``

@@ -245,6 +245,7 @@ def export_artifact(
     *,
     source: dict[str, Any] | None = None,
     precision: str = "fp32",
+    opset: int = OPSET,
     golden: bool = True,
     verify: bool = True,
     progress: bool = False,
@@ -254,6 +255,11 @@ def export_artifact(
     """Write ``output`` (UNet), ``output.cond.onnx`` (AHDR) and, with ``golden``, ``output.golden.npz``;
     ``verify`` runs the golden case through the new files in ONNX Runtime before they are published
     (PSNR ≥ 45 dB FP32, 30 dB FP16 on the tonemapped output) and raises :class:`ParityError` otherwise."""
+    if opset != OPSET:
+        raise ExportError(
+            f"DiffHDR exports at opset {OPSET} only (its Resize is not lowered to {opset} yet)",
+            "drop --opset (TensorRT ≥ 10.3 parses it)",
+        )
     output = Path(output)
     cond_path = condition_path_for(output)
     golden_path = output.with_name(f"{output.stem}.golden.npz") if golden else None
