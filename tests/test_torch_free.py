@@ -21,6 +21,9 @@ TORCH_FREE = [
     "hdm_deploy.families.hdm.dcp.reference",
     "hdm_deploy.families.hdm.dcp.onnx_function",  # `masks --impl onnx` runs without torch
     "hdm_deploy.families.hdm.dcp.render",
+    "hdm_deploy.families.diffhdr.family",
+    "hdm_deploy.families.diffhdr.sampler",  # `hdm-deploy hdr` runs without torch
+    "hdm_deploy.families.diffhdr.parity",
     "hdm_deploy.cli.commands",
 ]
 

@@ -7,6 +7,7 @@ import os
 os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
 os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 
+from hdm_deploy.cli import hdr as _hdr  # noqa: F401  (registers hdr commands)
 from hdm_deploy.cli import memory as _memory  # noqa: F401  (registers `fits`)
 from hdm_deploy.cli import serving as _serving  # noqa: F401 - registers triton-repo and serve
 from hdm_deploy.cli.commands import app, main

@@ -72,8 +72,12 @@ from hdm_deploy.core.fs import probe_writable, refuse_overwrite, same_file
 from hdm_deploy.core.runner import server_url
 from hdm_deploy.core.sizes import parse_size
 from hdm_deploy.families.hdm.dcp import render
+from hdm_deploy.families.registry import get_family
+from hdm_deploy.families.registry import names as family_names
 from hdm_deploy.graph.flavours import convert_file, detect_flavour
 from hdm_deploy.graph.golden import golden_path_for
+from hdm_deploy.graph.onnx_io import load as onnx_load
+from hdm_deploy.graph.onnx_io import metadata as onnx_metadata
 from hdm_deploy.plugins import build_plugin
 from hdm_deploy.runtime import bench, load_runner, parity
 from hdm_deploy.runtime.image_io import check_image_header, list_images, read_image
@@ -511,6 +515,13 @@ def parity_cmd(
     """Compare a model with PyTorch (checkpoint) or a golden bundle; non-zero exit on failure."""
 
     _existing_model(model)
+    if (check := _artifact_parity(model)) is not None:  # a multi-graph family checks its own bundle
+        given = {"--images": images, "--masks": masks, "--heatmap": heatmap, "--json": json_path}
+        if extra := [flag for flag, v in given.items() if v is not None]:
+            raise HdmDeployError(f"{', '.join(extra)} does not apply to this model", "drop it")
+        check(model, reference, psnr_min=psnr_min, console=console)
+        out.print("[bold green]parity passed[/]")
+        return
     ref = reference or default_golden_for(model)
     _existing(
         ref,
@@ -934,6 +945,20 @@ def _existing_model(path: Path, what: str = "model", hint: str | None = None) ->
         ),
         CheckpointError if is_checkpoint else ModelFormatError,
     )
+
+
+def _artifact_parity(model: Path):
+    """``Family.artifact_parity`` of an ONNX file whose metadata names such a family, else ``None``."""
+    if model.suffix.lower() != ".onnx":
+        return None
+    try:
+        name = onnx_metadata(onnx_load(model, external_data=False)).get("family", "")
+    except ModelFormatError:  # not readable: the generic path reports it after its option checks
+        return None
+    if name not in family_names():
+        return None
+    family = get_family(name)
+    return family.resolve("artifact_parity") if family.artifact_parity else None
 
 
 def _onnx_output(path: Path) -> Path:

@@ -385,6 +385,19 @@ def export_onnx(
     output = Path(output)
     with steps("load", "load checkpoint"):
         family, model, source = _load_model(checkpoint, trust_checkpoint, arch)
+    if family.artifact_exporter:  # several graphs driven by a host loop, not the frame path
+        return family.resolve("artifact_exporter")(
+            model,
+            output,
+            source=source,
+            precision=precision,
+            opset=opset,
+            golden=golden,
+            verify=verify,
+            progress=progress,
+            console=console,
+            **family_options,
+        )
     hooks = _family_export(family)
     plan = hooks.plan(model, io=io, deform=deform, opset=opset, **family_options)
     proto = build_onnx(

@@ -86,6 +86,19 @@ class Family:
     tiling: str = "none"
     #: ``exact`` tiling: () -> model -> list[TiledStage] (torch side, used by ``export --tiled``)
     tiled_stages: str = ""
+    #: ``"module:qualname"`` of plain objects (not code) that the family's published checkpoints
+    #: pickle beside their tensors (e.g. an ``argparse.Namespace`` of training options); checkpoint
+    #: reading allows them under ``weights_only`` instead of needing ``--trust-checkpoint``.
+    checkpoint_globals: tuple[str, ...] = ()
+    #: For families whose deployment is not one frame graph (several graphs driven by a host-side
+    #: loop): ``"module:attribute"`` of a callable ``(model, output, *, source, precision, golden,
+    #: opset, verify, progress, console, **options)`` that writes the family's artifact; ``export_onnx``
+    #: dispatches to it after loading the checkpoint.
+    artifact_exporter: str = ""
+    #: Torch-free ``"module:attribute"`` of ``(model_path, reference_path | None, *, psnr_min, console)``
+    #: checking such an artifact against its golden bundle (raises ``ParityError``); ``hdm-deploy
+    #: parity`` dispatches to it for ONNX files whose metadata names the family.
+    artifact_parity: str = ""
 
     def resolve(self, what: str) -> Any:
         ref = getattr(self, what)

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 
 from hdm_deploy.core.errors import CheckpointError, HdmDeployError, first_line
-from hdm_deploy.families.base import Family
-from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family
+from hdm_deploy.families.base import Family, resolve
+from hdm_deploy.families.registry import DEFAULT_FAMILY, detect_family, get_family, names
 
 __all__ = [
     "META_KEY",
@@ -51,6 +51,8 @@ def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict]:
             if isinstance(inner, (Mapping, torch.nn.Module)):  # {'model': net} as well as {'model': sd}
                 obj = inner
                 break
+        else:
+            obj = _merge_side_by_side(obj)
     if isinstance(obj, torch.nn.Module):
         obj = obj.state_dict()
     if not isinstance(obj, Mapping) or not obj or not all(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -59,6 +61,52 @@ def _unwrap(obj: Any, path: Path) -> tuple[Mapping[str, torch.Tensor], dict]:
             "pass a checkpoint saved with torch.save({'model': net.state_dict()})",
         )
     return obj, meta
+
+
+def _is_tensor_dict(obj: Any) -> bool:
+    return isinstance(obj, Mapping) and bool(obj) and all(isinstance(v, torch.Tensor) for v in obj.values())
+
+
+def _merge_side_by_side(obj: Mapping) -> Any:
+    """A checkpoint holding several state dicts side by side (a diffusion model, its condition network
+    and an EMA copy: ``{'ddpm_state_dict': …, 'cnn_state_dict': …, 'ema_helper': …, 'step': …}``) as one
+    dict whose keys are prefixed by their entry (``ddpm_state_dict.module.conv_in.weight``); anything
+    else is returned unchanged."""
+    if _is_tensor_dict(obj):
+        return obj
+    nested = {str(k): v for k, v in obj.items() if _is_tensor_dict(v)}
+    if not nested:
+        return obj
+    return {f"{outer}.{key}": value for outer, sd in nested.items() for key, value in sd.items()}
+
+
+def declared_globals() -> dict[str, tuple[Any, tuple[str, ...]]]:
+    """``"module.Qualname"`` → (the class, the families declaring it): the plain classes registered
+    families say their published checkpoints pickle (:attr:`Family.checkpoint_globals`)."""
+    found: dict[str, tuple[Any, tuple[str, ...]]] = {}
+    for name in names():
+        for ref in get_family(name).checkpoint_globals:
+            dotted = ref.replace(":", ".")
+            obj, fams = found.get(dotted, (None, ()))
+            found[dotted] = (obj if obj is not None else resolve(ref), (*fams, name))
+    return found
+
+
+def _torch_load(path: Path, trust_checkpoint: bool, allowed: list[Any]) -> Any:
+    with warnings.catch_warnings():  # torch warns on some junk files before failing on them
+        warnings.simplefilter("ignore")
+        if trust_checkpoint:
+            return torch.load(path, map_location="cpu", weights_only=False)
+        with torch.serialization.safe_globals(allowed):
+            return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _refuse_code(path: Path, blocked: str) -> CheckpointError:
+    return CheckpointError(
+        f"{path} was not loaded: it holds Python objects beyond tensors ({blocked}), and unpickling "
+        "it could run code",
+        "only if you trust its source, re-run with --trust-checkpoint (that unpickles it in full)",
+    )
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -118,35 +166,41 @@ def read_state_dict(
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}", "give the path of a .pk/.pt/.pth file")
-    try:
-        with warnings.catch_warnings():  # torch warns on some junk files before failing on them
-            warnings.simplefilter("ignore")
-            obj = torch.load(path, map_location="cpu", weights_only=not trust_checkpoint)
-    except pickle.UnpicklingError as exc:
-        blocked = None if trust_checkpoint else code_in_pickle(str(exc))
-        if blocked is None:
+    # Plain weights-only first; a refused class that a family declares its published checkpoints
+    # pickle (argparse.Namespace …) is allowed on a retry, and the file must then be that family's.
+    declared = {} if trust_checkpoint else declared_globals()
+    allowed: list[str] = []
+    while True:
+        try:
+            obj = _torch_load(path, trust_checkpoint, [declared[n][0] for n in allowed])
+            break
+        except pickle.UnpicklingError as exc:
+            blocked = None if trust_checkpoint else code_in_pickle(str(exc))
+            if blocked is None:
+                raise CheckpointError(
+                    f"{path}: not a readable PyTorch checkpoint ({_torch_reason(exc)})"
+                ) from None
+            if blocked in declared and blocked not in allowed:
+                allowed.append(blocked)
+                continue
+            raise _refuse_code(path, blocked) from None
+        except (ImportError, AttributeError) as exc:  # a whole pickled model whose code is not importable
             raise CheckpointError(
-                f"{path}: not a readable PyTorch checkpoint ({_torch_reason(exc)})"
+                f"{path} is a pickled Python object whose code is not importable here ({first_line(exc, 200)})",
+                "load it where its training code is importable and re-save the weights with "
+                "torch.save({'model': net.state_dict()}, PATH)",
+            ) from exc
+        except MemoryError:
+            raise
+        except Exception as exc:  # EOF, bad zip, KeyError from a text file … : not a checkpoint
+            raise CheckpointError(
+                f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})",
+                "pass a file written by torch.save",
             ) from None
-        raise CheckpointError(
-            f"{path} was not loaded: it holds Python objects beyond tensors ({blocked}), and unpickling "
-            "it could run code",
-            "only if you trust its source, re-run with --trust-checkpoint (that unpickles it in full)",
-        ) from None
-    except (ImportError, AttributeError) as exc:  # a whole pickled model whose classes are not importable
-        raise CheckpointError(
-            f"{path} is a pickled Python object whose code is not importable here ({first_line(exc, 200)})",
-            "load it where its training code is importable and re-save the weights with "
-            "torch.save({'model': net.state_dict()}, PATH)",
-        ) from exc
-    except MemoryError:
-        raise
-    except Exception as exc:  # EOF, bad zip, KeyError from a text file … : not a checkpoint
-        raise CheckpointError(
-            f"{path}: not a readable PyTorch checkpoint ({type(exc).__name__}: {first_line(exc, 160)})",
-            "pass a file written by torch.save",
-        ) from None
     state, meta = _unwrap(obj, path)
+    for name in allowed:  # allowed only in the checkpoints of a family that declares it
+        if not any(get_family(f).detect(state.keys()) is not None for f in declared[name][1]):
+            raise _refuse_code(path, name)
     return clean_state_dict(state), meta
 
 

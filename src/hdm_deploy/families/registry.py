@@ -19,6 +19,7 @@ FAMILIES: dict[str, str] = {
     "hdm": "hdm_deploy.families.hdm.family:FAMILY",
     "adfnet": "hdm_deploy.families.adfnet.family:FAMILY",
     "mhnet": "hdm_deploy.families.mhnet.family:FAMILY",
+    "diffhdr": "hdm_deploy.families.diffhdr.family:FAMILY",
 }
 #: The family whose bundled sample checkpoint runs when no model is given.
 DEFAULT_FAMILY = "hdm"
