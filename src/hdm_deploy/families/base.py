@@ -88,7 +88,8 @@ class Family:
     tiled_stages: str = ""
     #: ``"module:qualname"`` of plain objects (not code) that the family's published checkpoints
     #: pickle beside their tensors (e.g. an ``argparse.Namespace`` of training options); checkpoint
-    #: reading allows them under ``weights_only`` instead of needing ``--trust-checkpoint``.
+    #: reading allows them under ``weights_only`` (only in files this family's ``detect`` accepts)
+    #: instead of needing ``--trust-checkpoint``.
     checkpoint_globals: tuple[str, ...] = ()
     #: For families whose deployment is not one frame graph (several graphs driven by a host-side
     #: loop): ``"module:attribute"`` of a callable ``(model, output, *, source, precision, golden,
