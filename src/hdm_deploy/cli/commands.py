@@ -487,6 +487,11 @@ def parity_cmd(
     """Compare a model with PyTorch (checkpoint) or a golden bundle; non-zero exit on failure."""
 
     _existing_model(model)
+    if reference is None and server_url(model) is not None:
+        raise HdmDeployError(
+            "a served model has no golden bundle beside it",
+            "pass --reference model.golden.npz (or a model file)",
+        )
     ref = reference or default_golden_for(model)
     _existing(
         ref,
