@@ -181,6 +181,11 @@ def test_server_urls():
         load_runner("http://127.0.0.1:9/m", threads=2)
 
 
+def test_parity_of_a_url_needs_a_reference():
+    result = cli.invoke(app, ["parity", "http://127.0.0.1:9/hdm"])
+    assert result.exit_code == 2 and "--reference" in result.output, result.output
+
+
 def test_unreachable_server_is_an_environment_error():
     pytest.importorskip("tritonclient.http")
     from hdm_deploy.serving.server import free_port

@@ -226,3 +226,15 @@ def test_serve_model_file_stops_on_sigterm(models, tmp_path):
     assert not left, f"the temporary workspace was left behind: {left}"
     with pytest.raises(ProcessLookupError):
         os.killpg(served.proc.pid, 0)
+
+
+def test_serve_repository_loads_what_the_bundled_server_can_run(models, tmp_path):
+    repo = write_repository([models["v1"]], tmp_path / "repository")  # python + onnxruntime entries
+    served = Served(PYTHON, [str(repo.root), *_free_ports()], tmp_path)
+    try:
+        with load_runner(f"{served.grpc}/hdm") as r:
+            assert r(photo_frames(16, 12)).image.shape == (1, 12, 16, 3)
+    finally:
+        code = served.stop()
+    assert code == 143, served.output()
+    assert "not loaded hdm_onnxruntime: backend onnxruntime" in " ".join(served.output().split())

@@ -515,6 +515,11 @@ def parity_cmd(
     """Compare a model with PyTorch (checkpoint) or a golden bundle; non-zero exit on failure."""
 
     _existing_model(model)
+    if reference is None and server_url(model) is not None:
+        raise HdmDeployError(
+            "a served model has no golden bundle beside it",
+            "pass --reference model.golden.npz (or a model file)",
+        )
     if (check := _artifact_parity(model)) is not None:  # a multi-graph family checks its own bundle
         given = {"--images": images, "--masks": masks, "--heatmap": heatmap, "--json": json_path}
         if extra := [flag for flag, v in given.items() if v is not None]:
