@@ -1,7 +1,7 @@
 """examples/ray_archive.py (Ray Data over a folder tree): outputs equal the direct runner's, images of
 different sizes in one run, sub-folders mirrored, unreadable files reported (exit 4), and a second run
 skips what is already written. One actor (``--concurrency 1``), under a time-out. Skipped where Ray
-Data is not installed (extra ``ray``: not part of CI's environments, see docs/serving.md)."""
+Data is not installed (extra ``ray``; `.ci/run` installs it, so CI runs this test)."""
 
 from __future__ import annotations
 
