@@ -88,7 +88,7 @@ class MemoryModel:
     tiled_per_region_pixel: float
     provenance: dict[str, Any] = field(default_factory=dict)
     scale: float = 1.0  #: network width / measured width, applied to the per-pixel terms
-    family: str = "hdm"  #: the model family the coefficients were measured for
+    family: str = ""  #: the model family the coefficients were measured for
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> MemoryModel:
@@ -103,7 +103,7 @@ class MemoryModel:
                 tiled_per_frame_pixel=data["tiled"]["per_frame_pixel"],
                 tiled_per_region_pixel=data["tiled"]["per_region_pixel"],
                 provenance=data.get("provenance", {}),
-                family=data.get("family", "hdm"),
+                family=data.get("family", ""),
             )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelFormatError(
@@ -268,7 +268,7 @@ class BudgetRunner(Runner):
         self.forced_tile = tile
         self.model = (memory_model or MemoryModel.load()).for_width(network_width(self.whole.metadata))
         family = self.whole.facts.family
-        if self.budget is not None and family and family != self.model.family:
+        if self.budget is not None and family and self.model.family and family != self.model.family:
             raise HdmDeployError(
                 f"no measured memory model for family {family!r} (the shipped one is {self.model.family!r}'s)",
                 "measure one with benchmarks/memory_model.py, or use --tile/--overlap without --max-memory",
