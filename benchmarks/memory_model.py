@@ -197,7 +197,7 @@ def main() -> None:
         from hdm_deploy.runtime.tiled import manifest_path_for
 
         manifest = json.loads(manifest_path_for(args.model).read_text())
-        model = fit(rows, manifest)
+        model = {"family": manifest.get("family", "hdm"), **fit(rows, manifest)}
         model.update(
             provenance={
                 "command": "python benchmarks/memory_model.py " + " ".join(sys.argv[1:]),

@@ -51,7 +51,13 @@ def fits_cmd(
     aw, ah = parse_size(aspect.replace(":", "x"))
     manifest_file = manifest_path_for(model)
     manifest = TiledManifest.load(manifest_file) if manifest_file.exists() else None
-    mm = MemoryModel.load().for_width(network_width(read_metadata(model)))
+    meta = read_metadata(model)
+    mm = MemoryModel.load().for_width(network_width(meta))
+    if mm.family and meta.get("family", mm.family) != mm.family:
+        raise HdmDeployError(
+            f"no measured memory model for family {meta.get('family')!r} (the shipped one is {mm.family!r}'s)",
+            "measure one with benchmarks/memory_model.py",
+        )
     grow = (0, 0)
     if manifest is not None:
         tiled = [s for s in manifest.stages if s.mode == "tiled"]

@@ -46,6 +46,9 @@ __all__ = [
 
 #: tile sizes the planner tries, largest first (frame pixels; multiples of every stage's alignment)
 TILE_CANDIDATES = (2048, 1536, 1024, 768, 640, 512, 384, 256, 192, 128)
+#: headroom on every prediction: the fitted model is within ±12 % of its measured rows
+#: (tests/runtime/test_memory_budget.py), so a plan needs predicted · (1 + MARGIN) ≤ budget
+MARGIN = 0.15
 #: the published network width the coefficients were measured with; other widths scale per pixel
 MEASURED_WIDTH = 64
 _UNITS = {"": 1, "b": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -85,6 +88,7 @@ class MemoryModel:
     tiled_per_region_pixel: float
     provenance: dict[str, Any] = field(default_factory=dict)
     scale: float = 1.0  #: network width / measured width, applied to the per-pixel terms
+    family: str = ""  #: the model family the coefficients were measured for
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> MemoryModel:
@@ -99,6 +103,7 @@ class MemoryModel:
                 tiled_per_frame_pixel=data["tiled"]["per_frame_pixel"],
                 tiled_per_region_pixel=data["tiled"]["per_region_pixel"],
                 provenance=data.get("provenance", {}),
+                family=data.get("family", ""),
             )
         except (OSError, ValueError, KeyError) as exc:
             raise ModelFormatError(
@@ -160,14 +165,14 @@ def plan_execution(
     if tile is not None:
         return ExecutionPlan("tiled", tile, model.tiled(pixels, _region(tile, h, w, grow) * batch), budget)
     whole = model.whole(pixels)
-    if budget is None or whole <= budget:
+    if budget is None or whole * (1 + MARGIN) <= budget:
         return ExecutionPlan("whole", None, whole, budget)
     if tiled:
         for t in TILE_CANDIDATES:
             if t % align:
                 continue
             predicted = model.tiled(pixels, _region(t, h, w, grow) * batch)
-            if predicted <= budget:
+            if predicted * (1 + MARGIN) <= budget:
                 return ExecutionPlan("tiled", t, predicted, budget)
     smallest = model.tiled(pixels, _region(TILE_CANDIDATES[-1], h, w, grow) * batch) if tiled else whole
     fits = largest_frames(model, budget, width / height, tiled=tiled, grow=grow, batch=batch)
@@ -176,9 +181,9 @@ def plan_execution(
         f"--max-memory {format_bytes(budget)} is too small for a {width}×{height} frame"
         + (f" (batch {batch})" if batch > 1 else "")
         + f": the {'tiled path (its whole-frame trunk)' if tiled else 'whole frame'} needs about "
-        f"{format_bytes(smallest)}" + ("" if tiled else "; export --tiled for the tiled path"),
+        f"{format_bytes(smallest * (1 + MARGIN))}" + ("" if tiled else "; export --tiled for the tiled path"),
         f"at this aspect ratio {format_bytes(budget)} fits at most: {fit_text}; "
-        f"or give --max-memory {math.ceil(smallest / 2**30 * 10) / 10:g}G",
+        f"or give --max-memory {math.ceil(smallest * (1 + MARGIN) / 2**30 * 10) / 10:g}G",
     )
 
 
@@ -206,13 +211,14 @@ def largest_frames(
         w = round(h * aspect) // 4 * 4
         return (w, h) if h >= 4 and w >= 4 else None
 
-    out = {"whole": search(lambda w, h: model.whole(_padded(w, 4) * _padded(h, 4) * batch) <= budget)}
+    limit = budget / (1 + MARGIN)
+    out = {"whole": search(lambda w, h: model.whole(_padded(w, 4) * _padded(h, 4) * batch) <= limit)}
     if tiled:
         t = TILE_CANDIDATES[-1]
 
         def tiled_fits(w: int, h: int) -> bool:
             hp, wp = _padded(h, 4), _padded(w, 4)
-            return model.tiled(hp * wp * batch, _region(t, hp, wp, grow) * batch) <= budget
+            return model.tiled(hp * wp * batch, _region(t, hp, wp, grow) * batch) <= limit
 
         out["tiled"] = search(tiled_fits)
     return out
@@ -261,6 +267,12 @@ class BudgetRunner(Runner):
             self.tiled = TiledRunner(self.manifest, tile=TILE_CANDIDATES[-1], **opts)
         self.forced_tile = tile
         self.model = (memory_model or MemoryModel.load()).for_width(network_width(self.whole.metadata))
+        family = self.whole.facts.family
+        if self.budget is not None and family and self.model.family and family != self.model.family:
+            raise HdmDeployError(
+                f"no measured memory model for family {family!r} (the shipped one is {self.model.family!r}'s)",
+                "measure one with benchmarks/memory_model.py, or use --tile/--overlap without --max-memory",
+            )
         self.on_plan = on_plan
         self.last_plan: ExecutionPlan | None = None
 
