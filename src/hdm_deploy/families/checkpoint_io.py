@@ -237,7 +237,7 @@ def torch_runner(path: str | os.PathLike | None = None, *, arch: str | None = No
     if foreign:
         raise HdmDeployError(
             f"{', '.join('--' + k.replace('_', '-') for k in foreign)} does not apply to "
-            f"{family.name} checkpoints ({path})",
+            f"{family.title.split(' (')[0]} checkpoints ({path})",
             "leave it out",
         )
     return family.resolve("torch_runner")(path, model=model, **given)

@@ -68,7 +68,7 @@ def test_options_that_do_not_apply_to_mhnet(files):
     folder, photos, ckpt, onnx_path = files
     image = sorted(photos.glob("*.png"))[0]
     code, out = _invoke("infer", image, "-m", ckpt, "--masks", "torch", "-o", folder / "m.png")
-    assert code == 2 and "--masks does not apply to mhnet checkpoints" in out, out
+    assert code == 2 and "--masks does not apply to MHNet checkpoints" in out, out
     code, out = _invoke("export", ckpt, "-o", folder / "x.onnx", "--dcp-sums", "doubling")
     assert code == 2 and "does not apply to MHNet" in out, out
     code, out = _invoke("export", ckpt, "-o", folder / "y.onnx", "--arch", "mhnet:derain")
