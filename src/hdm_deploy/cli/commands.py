@@ -35,6 +35,7 @@ from hdm_deploy.cli.options import (
     DEFAULT_MAX_MEGAPIXELS,
     EXIT_SKIPPED,
     ArchOption,
+    AxisOption,
     DcpSums,
     DeviceOption,
     Flavour,
@@ -84,7 +85,7 @@ from hdm_deploy.runtime.image_io import check_image_header, list_images, read_im
 from hdm_deploy.runtime.infer import enhance_path, plan_outputs
 from hdm_deploy.runtime.parity import default_golden_for, render_table
 from hdm_deploy.runtime.video_io import open_video
-from hdm_deploy.tensorrt.trtexec import trtexec_plan
+from hdm_deploy.tensorrt.trtexec import trtexec_plans
 
 console = Console(stderr=True)
 _python_showwarning = warnings.showwarning
@@ -807,8 +808,9 @@ def build_engine_cmd(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.", metavar="")] = False,
+    axes: AxisOption = None,
 ) -> None:
-    """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model."""
+    """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model (and its companion graphs)."""
 
     _existing(model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError)
     refuse_overwrite(
@@ -828,6 +830,7 @@ def build_engine_cmd(
         verbose=verbose,
         console=console,
         out=out,
+        axes=axes or (),
     )
 
 
@@ -862,10 +865,11 @@ def trtexec_args_cmd(
             "--strongly-typed/--no-strongly-typed", help="Default: strongly typed on TensorRT ≥ 10."
         ),
     ] = None,
+    axes: AxisOption = None,
 ) -> None:
     """Print the trtexec command that builds the engine `build-engine` would (profile, FP32 islands, plugin)."""
 
-    plan = trtexec_plan(
+    plans = trtexec_plans(
         _existing(
             model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
         ),
@@ -878,10 +882,12 @@ def trtexec_args_cmd(
         max_shape=max_shape,
         timing_cache=timing_cache,
         strongly_typed=strongly_typed,
+        axes=axes or (),
     )
-    for note in plan.notes:
-        console.print(f"[dim]{note}[/]")
-    out.print(shlex.join(["trtexec", *plan.args]), highlight=False, soft_wrap=True)
+    for plan in plans:  # one command per graph: the model, then its companion graphs
+        for note in plan.notes:
+            console.print(f"[dim]{note}[/]")
+        out.print(shlex.join(["trtexec", *plan.args]), highlight=False, soft_wrap=True)
 
 
 @app.command("doctor", cls=_Command)

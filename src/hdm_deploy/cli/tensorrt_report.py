@@ -88,6 +88,8 @@ def run_build_engine(  # pragma: no cover - needs TensorRT
         ("sidecar", str(result.sidecar_path)),
     ):
         table.add_row(k, str(v))
+    for comp in result.companions:  # the other graphs of the artifact, built with the same options
+        table.add_row("companion", f"{comp.engine_path} ({comp.profile.describe()})")
     out.print(table)
 
 

@@ -24,17 +24,17 @@ islands (``graph.precision.fp32_layer_names``), the plugin library. Translated t
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 
-from hdm_deploy.core.errors import ExportError, HdmDeployError, InputImageError, PluginBuildError
+from hdm_deploy.core.errors import ExportError, PluginBuildError
 from hdm_deploy.graph import onnx_io as _graph
-from hdm_deploy.tensorrt.builder import profile_shapes, read_onnx_facts
+from hdm_deploy.tensorrt.builder import artifact_graphs, profile_shapes, read_onnx_facts, resolve_profile
 from hdm_deploy.tensorrt.flags import BuildConfigError, decide_flags, layer_matches, parse_version
 from hdm_deploy.tensorrt.plugins import LIB_NAME, find_plugin_library, model_needs_plugin
-from hdm_deploy.tensorrt.profiles import compute_profile
 
 _FLOAT_ELEM_TYPES = {1, 10}  # onnx.TensorProto.FLOAT, FLOAT16
 #: trtexec's spec separators: a layer name containing one cannot be given on the command line.
@@ -107,16 +107,13 @@ def trtexec_plan(
     max_shape: str | None = None,
     timing_cache: str | os.PathLike | None = None,
     strongly_typed: bool | None = None,
+    axes: Sequence[str] = (),
 ) -> TrtexecPlan:
-    """The trtexec arguments (and notes) for ``onnx_path`` on TensorRT ``trt_version``."""
+    """The trtexec arguments (and notes) for ``onnx_path`` on TensorRT ``trt_version`` (this graph
+    only; :func:`trtexec_plans` adds its companion graphs)."""
 
     facts = read_onnx_facts(onnx_path)
-    try:
-        profile = compute_profile(
-            facts.metadata, facts.input_name, facts.input_dims, min_shape, opt_shape, max_shape
-        )
-    except (ValueError, InputImageError) as exc:
-        raise HdmDeployError(f"invalid optimisation profile: {exc}", "check --min/--opt/--max") from None
+    profile = resolve_profile(facts, min_shape, opt_shape, max_shape, axes)
     flags = decide_flags(trt_version, facts.precision, fp16, strongly_typed)
     v = parse_version(trt_version)
     if facts.has_functions and v[0] < 9:
@@ -176,6 +173,24 @@ def trtexec_plan(
     if timing_cache:
         args.append(f"--timingCacheFile={timing_cache}")
     return TrtexecPlan(args, notes, pinned)
+
+
+def trtexec_plans(
+    onnx_path: str | os.PathLike,
+    trt_version: str,
+    *,
+    engine: str | os.PathLike | None = None,
+    **options,
+) -> list[TrtexecPlan]:
+    """One plan per graph ``build-engine`` builds: ``onnx_path`` and its companion graphs
+    (``companion_graphs`` metadata), each to the engine name ``build-engine`` gives it."""
+    path = Path(onnx_path)
+    facts = read_onnx_facts(path)
+    out = Path(engine) if engine else path.with_suffix(".engine")
+    return [
+        trtexec_plan(p, trt_version, engine=e, **options)
+        for p, e in artifact_graphs(path, out, facts.metadata)
+    ]
 
 
 def trtexec_args(onnx_path: str | os.PathLike, trt_version: str, **options) -> list[str]:
