@@ -42,6 +42,7 @@ from hdm_deploy.tensorrt.flags import (
 )
 from hdm_deploy.tensorrt.plugins import find_plugin_library, load_plugin_library, model_needs_plugin
 from hdm_deploy.tensorrt.profiles import (
+    PROFILE_AXES_KEY,
     Profile,
     TensorProfile,
     companion_graphs,
@@ -118,14 +119,15 @@ def resolve_profile(
     axes: Sequence[str] = (),
 ) -> Profile | TensorProfile:
     """The build profile of a graph: one image input → the frame profile (``--min/--opt/--max NxHxW``);
-    several inputs → one range per named dynamic axis (``--axis NAME=MIN:OPT:MAX`` or the
-    ``profile_axes`` metadata). Options of the other kind are refused, naming the right ones."""
+    several inputs, or an exporter that wrote ``profile_axes`` → one range per named dynamic axis
+    (``--axis NAME=MIN:OPT:MAX`` or that metadata). Options of the other kind are refused, naming the
+    right ones."""
     try:
-        if len(facts.inputs) > 1:
+        if len(facts.inputs) > 1 or facts.metadata.get(PROFILE_AXES_KEY):
             if any(s is not None for s in (min_shape, opt_shape, max_shape)):
                 names = ", ".join(n for n, _ in facts.inputs)
                 raise ValueError(
-                    f"{facts.path.name} has {len(facts.inputs)} inputs ({names}): --min/--opt/--max describe "
+                    f"{facts.path.name} has named input axes ({names}): --min/--opt/--max describe "
                     "one image input; give --axis NAME=MIN:OPT:MAX for its named axes"
                 )
             return compute_tensor_profile(facts.inputs, facts.metadata, axes)
