@@ -391,6 +391,14 @@ def export_cmd(
         ),
     ] = None,
     tiled: TiledExportOption = False,
+    ema: Annotated[
+        bool,
+        typer.Option(
+            "--ema",
+            help="Families with EMA weights (DiffHDR): export those instead of the raw ones.",
+            metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Export the whole frame path (DCP masks, padding, network, uint8 out) to one ONNX file."""
     io, deform, precision, dcp_sums = value(io), value(deform), value(precision), value(dcp_sums)
@@ -426,6 +434,7 @@ def export_cmd(
             max_pixels=max_w * max_h,
             dcp_sums=dcp_sums,
             tiled=tiled,
+            ema=ema,
         )
     except HdmDeployError as exc:
         report = getattr(exc, "report", None)
@@ -438,6 +447,9 @@ def export_cmd(
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     report_tiled_export(out, result)
     golden_note = f" + {result.golden_path}" if result.golden_path else ""
+    if hasattr(result, "summary"):  # a family artifact of several graphs says what it wrote
+        out.print(f"[bold green]wrote[/] {result.summary()}", highlight=False)
+        return
     out.print(
         f"[bold green]wrote[/] {result.path} ({result.size_bytes / 1e6:.1f} MB, io {result.io}, deform {result.deform}, "
         f"{result.precision}, opset {result.opset}){golden_note}",

@@ -258,6 +258,26 @@ class ArtifactResult:
     verification: Any = None
     measured: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    weights: str = "raw"
+    cond_bytes: int = 0
+
+    def summary(self) -> str:
+        """The export's success line: what was written, from what, and what it was checked against."""
+        unet_mb, cond_mb = (self.size_bytes - self.cond_bytes) / 1e6, self.cond_bytes / 1e6
+        text = (
+            f"{self.path} (UNet x_t, feature, t → eps, {unet_mb:.1f} MB) + {self.condition_path.name} "
+            f"(AHDR cond → feature, {cond_mb:.1f} MB); {self.precision}, opset {self.opset}, "
+            f"{'EMA' if self.weights == 'ema' else 'raw'} weights"
+        )
+        if self.golden_path is not None:
+            text += f" + {self.golden_path.name}"
+        if self.measured:
+            m = self.measured
+            text += (
+                f"; ORT sampler vs PyTorch on the golden case ({m.get('size')}, {m.get('steps')} steps): "
+                f"{float(m['psnr_db']):.1f} dB"
+            )
+        return text
 
 
 def export_artifact(
@@ -305,6 +325,7 @@ def export_artifact(
         cond, {k: v for k, v in meta.items() if k not in (CONDITION_GRAPH_KEY, COMPANION_GRAPHS_KEY)}
     )
     result = ArtifactResult(output, cond_path, golden_path, precision, 0)
+    result.weights = str((source or {}).get("weights", "raw"))
     case = None
     if golden or verify:
         with status("PyTorch reference (published procedure) on the golden case…"):
@@ -322,7 +343,8 @@ def export_artifact(
                     f"exported DiffHDR misses the PyTorch sampler: {measured['psnr_db']:.1f} dB < {limit} dB",
                     "re-run with --debug and report it",
                 )
-        result.size_bytes = tmp_unet.stat().st_size + tmp_cond.stat().st_size
+        result.cond_bytes = tmp_cond.stat().st_size
+        result.size_bytes = tmp_unet.stat().st_size + result.cond_bytes
     if golden_path is not None and case is not None:
         with atomic_path(golden_path) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, **case, precision=np.array(precision))
