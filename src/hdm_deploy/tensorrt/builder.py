@@ -117,6 +117,7 @@ def resolve_profile(
     opt_shape: str | None = None,
     max_shape: str | None = None,
     axes: Sequence[str] = (),
+    strict: bool = True,
 ) -> Profile | TensorProfile:
     """The build profile of a graph: one image input → the frame profile (``--min/--opt/--max NxHxW``);
     several inputs, or an exporter that wrote ``profile_axes`` → one range per named dynamic axis
@@ -130,7 +131,7 @@ def resolve_profile(
                     f"{facts.path.name} has named input axes ({names}): --min/--opt/--max describe "
                     "one image input; give --axis NAME=MIN:OPT:MAX for its named axes"
                 )
-            return compute_tensor_profile(facts.inputs, facts.metadata, axes)
+            return compute_tensor_profile(facts.inputs, facts.metadata, axes, strict)
         if axes:
             raise ValueError(
                 f"{facts.path.name} has one image input: use --min/--opt/--max NxHxW, not --axis"
@@ -142,6 +143,27 @@ def resolve_profile(
         raise HdmDeployError(
             f"invalid optimisation profile: {exc}", "check --min/--opt/--max (image graphs) or --axis"
         ) from None
+
+
+def artifact_profiles(
+    graphs: Sequence[OnnxFacts],
+    min_shape: str | None = None,
+    opt_shape: str | None = None,
+    max_shape: str | None = None,
+    axes: Sequence[str] = (),
+) -> list[Profile | TensorProfile]:
+    """The profile of each graph of an artifact; an ``--axis`` must name an axis of at least one."""
+    out = [resolve_profile(f, min_shape, opt_shape, max_shape, axes, strict=len(graphs) == 1) for f in graphs]
+    if len(graphs) > 1 and axes:
+        named = {k for p in out if isinstance(p, TensorProfile) for k in p.axes}
+        unknown = sorted({s.partition("=")[0].strip() for s in axes} - named)
+        if unknown:
+            raise HdmDeployError(
+                f"invalid optimisation profile: --axis {', '.join(unknown)} is not an axis of these graphs "
+                f"(axes: {', '.join(sorted(named)) or 'none'})",
+                "check --axis",
+            )
+    return out
 
 
 def companion_engine_path(onnx_path: str | Path, engine: str | Path, companion: str) -> Path:
@@ -391,7 +413,7 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
     graphs = artifact_graphs(facts.path, output, facts.metadata)
     # Every profile before importing TensorRT: a bad one is the user's to fix, wherever they are.
     plans = [(read_onnx_facts(p) if i else facts, e) for i, (p, e) in enumerate(graphs)]
-    profiles = [resolve_profile(f, min_shape, opt_shape, max_shape, axes) for f, _ in plans]
+    profiles = artifact_profiles([f for f, _ in plans], min_shape, opt_shape, max_shape, axes)
     results = [
         _build_one(
             f,

@@ -285,11 +285,12 @@ def compute_tensor_profile(
     inputs: Sequence[tuple[str, Sequence[int | str | None]]],
     metadata: Mapping[str, str] | None = None,
     axis_specs: Sequence[str] = (),
+    strict: bool = True,
 ) -> TensorProfile:
     """The profile of a graph with several inputs: every dynamic dimension is a named ONNX axis
     (``dim_param``) whose range comes from ``--axis NAME=MIN:OPT:MAX`` (wins) or the exporter's
     ``profile_axes`` metadata; static dimensions stay as they are. Raises ``ValueError`` for an axis
-    without a range, an unnamed dynamic dimension or an ``--axis`` the graph does not have."""
+    without a range, an unnamed dynamic dimension or (``strict``) an ``--axis`` the graph does not have."""
     axes = axes_from_metadata(metadata)
     given = dict(parse_axis_spec(s) for s in axis_specs)
     axes.update(given)
@@ -311,7 +312,7 @@ def compute_tensor_profile(
                 )
         shapes[name] = tuple(tuple(p[k] for p in per) for k in range(3))
     unknown = sorted(set(given) - set(used))
-    if unknown:
+    if unknown and strict:
         raise ValueError(
             f"--axis {', '.join(unknown)}: not an axis of this graph (axes: {', '.join(used) or 'none'})"
         )

@@ -32,7 +32,12 @@ import onnx
 
 from hdm_deploy.core.errors import ExportError, PluginBuildError
 from hdm_deploy.graph import onnx_io as _graph
-from hdm_deploy.tensorrt.builder import artifact_graphs, profile_shapes, read_onnx_facts, resolve_profile
+from hdm_deploy.tensorrt.builder import (
+    artifact_graphs,
+    profile_shapes,
+    read_onnx_facts,
+    resolve_profile,
+)
 from hdm_deploy.tensorrt.flags import BuildConfigError, decide_flags, layer_matches, parse_version
 from hdm_deploy.tensorrt.plugins import LIB_NAME, find_plugin_library, model_needs_plugin
 
