@@ -34,12 +34,14 @@ from hdm_deploy.core.errors import ExportError, PluginBuildError
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.tensorrt.builder import (
     artifact_graphs,
+    artifact_profiles,
     profile_shapes,
     read_onnx_facts,
     resolve_profile,
 )
 from hdm_deploy.tensorrt.flags import BuildConfigError, decide_flags, layer_matches, parse_version
 from hdm_deploy.tensorrt.plugins import LIB_NAME, find_plugin_library, model_needs_plugin
+from hdm_deploy.tensorrt.profiles import Profile, TensorProfile
 
 _FLOAT_ELEM_TYPES = {1, 10}  # onnx.TensorProto.FLOAT, FLOAT16
 #: trtexec's spec separators: a layer name containing one cannot be given on the command line.
@@ -113,12 +115,14 @@ def trtexec_plan(
     timing_cache: str | os.PathLike | None = None,
     strongly_typed: bool | None = None,
     axes: Sequence[str] = (),
+    profile: Profile | TensorProfile | None = None,
 ) -> TrtexecPlan:
     """The trtexec arguments (and notes) for ``onnx_path`` on TensorRT ``trt_version`` (this graph
     only; :func:`trtexec_plans` adds its companion graphs)."""
 
     facts = read_onnx_facts(onnx_path)
-    profile = resolve_profile(facts, min_shape, opt_shape, max_shape, axes)
+    if profile is None:  # trtexec_plans resolves the profiles of all the artifact's graphs together
+        profile = resolve_profile(facts, min_shape, opt_shape, max_shape, axes)
     flags = decide_flags(trt_version, facts.precision, fp16, strongly_typed)
     v = parse_version(trt_version)
     if facts.has_functions and v[0] < 9:
@@ -192,9 +196,15 @@ def trtexec_plans(
     path = Path(onnx_path)
     facts = read_onnx_facts(path)
     out = Path(engine) if engine else path.with_suffix(".engine")
+    graphs = artifact_graphs(path, out, facts.metadata)
+    profiles = artifact_profiles(
+        [read_onnx_facts(p) if i else facts for i, (p, _) in enumerate(graphs)],
+        *(options.get(k) for k in ("min_shape", "opt_shape", "max_shape")),
+        options.get("axes", ()),
+    )
     return [
-        trtexec_plan(p, trt_version, engine=e, **options)
-        for p, e in artifact_graphs(path, out, facts.metadata)
+        trtexec_plan(p, trt_version, engine=e, profile=prof, **options)
+        for (p, e), prof in zip(graphs, profiles, strict=True)
     ]
 
 
