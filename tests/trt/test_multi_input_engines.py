@@ -151,7 +151,7 @@ def test_companion_graphs_and_their_engine_names(artifact, tmp_path):
     ]
     assert companion_engine_path("a/m.onnx", "b/e.plan", "other.onnx") == Path("b/e.other.plan")
     artifact.with_name("main.aux.onnx").unlink()
-    with pytest.raises(ModelFormatError, match="companion graph main.aux.onnx, which is not beside it"):
+    with pytest.raises(ModelFormatError, match=r"companion graph main\.aux\.onnx, which is not beside it"):
         artifact_graphs(artifact, artifact.with_suffix(".engine"), meta)
 
 

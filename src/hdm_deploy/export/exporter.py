@@ -123,7 +123,7 @@ def _load_model(
     """(family, fp32 CPU model in eval mode, source facts) of a checkpoint, an in-memory network
     (family from its state-dict keys) or — ``None`` — the family's bundled sample. ``weights``: a
     family weight variant (``"ema"``), recorded in the source facts (hence the ONNX metadata)."""
-    if weights is not None and not isinstance(checkpoint, str | os.PathLike):
+    if weights is not None and isinstance(checkpoint, torch.nn.Module):
         raise ExportError(f"--{weights} needs a checkpoint file", f"pass the checkpoint, or drop --{weights}")
     if isinstance(checkpoint, torch.nn.Module):
         family, _ = detect_family(checkpoint.state_dict().keys(), arch=arch)
