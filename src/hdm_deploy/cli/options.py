@@ -130,6 +130,8 @@ def percent(value: float | None, flag: str) -> float | None:
     if value is not None and not 0.0 <= value <= 100.0:
         raise HdmDeployError(f"{flag} {value:g} is not a percentage", f"give {flag} between 0 and 100")
     return value
+
+
 AxisOption = Annotated[
     list[str] | None,
     typer.Option(
