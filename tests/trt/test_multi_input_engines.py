@@ -160,8 +160,11 @@ def test_trtexec_lines_for_every_graph(artifact):
     assert len(plans) == 2
     main, aux = plans[0].args, plans[1].args
     assert main[:2] == [f"--onnx={artifact}", f"--saveEngine={artifact.with_suffix('.engine')}"]
-    assert "--minShapes=x:1x3x64x64" in main and "--maxShapes=f:4x4x256x256" in main
-    assert "--optShapes=t:1" in main and "--stronglyTyped" in main and "--noTF32" in main
+    # one flag per bound, every input in trtexec's comma-separated spec
+    assert "--minShapes=x:1x3x64x64,f:1x4x64x64,t:1" in main
+    assert "--optShapes=x:2x3x128x128,f:2x4x128x128,t:1" in main
+    assert "--maxShapes=x:4x3x256x256,f:4x4x256x256,t:1" in main
+    assert "--stronglyTyped" in main and "--noTF32" in main
     assert aux[1] == f"--saveEngine={artifact.with_name('main.aux.engine')}"
     assert "--optShapes=c:2x6x128x128" in aux
     with pytest.raises(HdmDeployError, match="--axis nope is not an axis of these graphs"):

@@ -32,6 +32,7 @@ from hdm_deploy.families.diffhdr.parity import check_artifact, condition_graph_o
 from hdm_deploy.families.diffhdr.sampler import EngineGraphs, OrtGraphs, grid, initial_noise, sample
 from hdm_deploy.graph.onnx_io import load as onnx_load
 from hdm_deploy.graph.onnx_io import metadata as onnx_metadata
+from hdm_deploy.tensorrt.graph_runner import TensorRTGraph, companion_engines
 
 HDR_SUFFIXES = (".hdr", ".pic")
 ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
@@ -40,8 +41,6 @@ ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
 def condition_engine_of(unet_engine: Path, model_metadata: dict[str, str]) -> Path:
     """The AHDR engine beside a UNet engine: the one its sidecar names (``build-engine`` built it from
     the companion graph), else ``NAME.cond.engine`` (trtexec engines have no sidecar)."""
-    from hdm_deploy.tensorrt.graph_runner import companion_engines
-
     family = model_metadata.get("family")
     if family is not None and family != "diffhdr":
         raise HdmDeployError(
@@ -60,8 +59,6 @@ def condition_engine_of(unet_engine: Path, model_metadata: dict[str, str]) -> Pa
 
 def open_engines(model: Path, device: int = 0):  # pragma: no cover - needs TensorRT and a GPU
     """(UNet engine, AHDR engine) as :class:`~hdm_deploy.tensorrt.graph_runner.TensorRTGraph`."""
-    from hdm_deploy.tensorrt.graph_runner import TensorRTGraph
-
     if not model.is_file():
         raise HdmDeployError(
             f"engine not found: {model}", "build it with `hdm-deploy build-engine diffhdr.onnx`"

@@ -8,6 +8,7 @@ touching TensorRT (:func:`check_in_profile`), so a frame of the wrong size fails
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -205,8 +206,6 @@ def axes_from_metadata(metadata: Mapping[str, str] | None) -> dict[str, AxisRang
     text = (metadata or {}).get(PROFILE_AXES_KEY)
     if not text:
         return {}
-    import json
-
     try:
         data = json.loads(text)
         return dict(parse_axis_spec(f"{k}={':'.join(str(int(v)) for v in vals)}") for k, vals in data.items())

@@ -4,7 +4,8 @@ Same decisions as the Polygraphy build (:mod:`hdm_deploy.tensorrt.builder`): the
 (``profiles.compute_profile``), the flags per TensorRT version (``flags.decide_flags``), the FP32
 islands (``graph.precision.fp32_layer_names``), the plugin library. Translated to trtexec:
 
-- shapes: ``--minShapes/--optShapes/--maxShapes=image:NxHxWx3`` (NCHW for float graphs);
+- shapes: ``--minShapes/--optShapes/--maxShapes=image:NxHxWx3`` (NCHW for float graphs); a graph with
+  several inputs lists them in one flag, ``--minShapes=x_t:1x3x512x512,feature:…,t:1``;
 - TF32 off: ``--noTF32`` (our builder always clears it);
 - weakly typed FP16 (TRT 8.5 – 10.x with ``--no-strongly-typed``): ``--fp16
   --precisionConstraints=obey --layerPrecisions=L:fp32,... --layerOutputTypes=L:fp32,...``.
@@ -55,8 +56,9 @@ class TrtexecPlan:
     pinned_layers: list[str] = field(default_factory=list)
 
 
-def _shape_arg(flag: str, name: str, shape: tuple[int, ...]) -> str:
-    return f"--{flag}={name}:{'x'.join(str(int(d)) for d in shape)}"
+def _shape_arg(flag: str, shapes: dict[str, tuple[int, ...]]) -> str:
+    """``--minShapes=a:1x3x8x8,b:1`` — one flag, every input comma-separated (trtexec's spec form)."""
+    return f"--{flag}=" + ",".join(f"{n}:{'x'.join(str(int(d)) for d in s)}" for n, s in shapes.items())
 
 
 def plugin_flag(trt_version: str | tuple[int, ...]) -> str:
@@ -132,12 +134,11 @@ def trtexec_plan(
         )
     out = Path(engine) if engine else facts.path.with_suffix(".engine")
     args = [f"--onnx={facts.path}", f"--saveEngine={out}"]
-    for name, (lo, mid, hi) in profile_shapes(profile).items():
-        args += [
-            _shape_arg("minShapes", name, lo),
-            _shape_arg("optShapes", name, mid),
-            _shape_arg("maxShapes", name, hi),
-        ]
+    shapes = profile_shapes(profile)
+    args += [
+        _shape_arg(flag, {name: s[k] for name, s in shapes.items()})
+        for k, flag in enumerate(("minShapes", "optShapes", "maxShapes"))
+    ]
     notes = list(flags.notes)
     if "TF32" in flags.clear_flags:
         args.append("--noTF32")
