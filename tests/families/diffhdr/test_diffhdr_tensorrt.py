@@ -132,7 +132,16 @@ def test_doctor_reports_both_graphs(tiny_export):
     assert result.stdout.count("TensorRT 10.13") == 2 and result.stdout.count("TensorRT 8.6") == 2
 
 
-def test_export_success_line_says_what_was_written(tiny_export):
+def test_export_success_line_says_what_was_written(tiny_export, tmp_path, monkeypatch):
+    import hdm_deploy.export.exporter as exporter
+
+    seen = {}
+    monkeypatch.setattr(exporter, "export_onnx", lambda *a, **k: seen.update(k) or tiny_export.result)
+    result = cli.invoke(app, ["export", str(tiny_export.ckpt), "-o", str(tmp_path / "d.onnx"), "--ema"])
+    assert result.exit_code == 0, result.output
+    assert seen["ema"] is True
+    assert "wrote" in result.stdout and "diffhdr.cond.onnx (AHDR" in result.stdout.replace("\n", " ")
+    assert "io float" not in result.stdout and "deform none" not in result.stdout
     line = tiny_export.result.summary()
     assert "diffhdr.onnx (UNet x_t, feature, t → eps" in line and "diffhdr.cond.onnx (AHDR" in line
     assert "fp32, opset 19, raw weights + diffhdr.golden.npz" in line
