@@ -35,6 +35,7 @@ from hdm_deploy.cli.options import (
     DEFAULT_MAX_MEGAPIXELS,
     EXIT_SKIPPED,
     ArchOption,
+    AxisOption,
     DcpSums,
     DeviceOption,
     Flavour,
@@ -84,7 +85,7 @@ from hdm_deploy.runtime.image_io import check_image_header, list_images, read_im
 from hdm_deploy.runtime.infer import enhance_path, plan_outputs
 from hdm_deploy.runtime.parity import default_golden_for, render_table
 from hdm_deploy.runtime.video_io import open_video
-from hdm_deploy.tensorrt.trtexec import trtexec_plan
+from hdm_deploy.tensorrt.trtexec import trtexec_plans
 
 console = Console(stderr=True)
 _python_showwarning = warnings.showwarning
@@ -390,6 +391,14 @@ def export_cmd(
         ),
     ] = None,
     tiled: TiledExportOption = False,
+    ema: Annotated[
+        bool,
+        typer.Option(
+            "--ema",
+            help="Families with EMA weights (DiffHDR): export those instead of the raw ones.",
+            metavar="",
+        ),
+    ] = False,
 ) -> None:
     """Export the whole frame path (DCP masks, padding, network, uint8 out) to one ONNX file."""
     io, deform, precision, dcp_sums = value(io), value(deform), value(precision), value(dcp_sums)
@@ -425,6 +434,7 @@ def export_cmd(
             max_pixels=max_w * max_h,
             dcp_sums=dcp_sums,
             tiled=tiled,
+            ema=ema,
         )
     except HdmDeployError as exc:
         report = getattr(exc, "report", None)
@@ -437,6 +447,9 @@ def export_cmd(
         console.print(f"[yellow]warning:[/] {warning}", highlight=False)
     report_tiled_export(out, result)
     golden_note = f" + {result.golden_path}" if result.golden_path else ""
+    if hasattr(result, "summary"):  # a family artifact of several graphs says what it wrote
+        out.print(f"[bold green]wrote[/] {result.summary()}", highlight=False)
+        return
     out.print(
         f"[bold green]wrote[/] {result.path} ({result.size_bytes / 1e6:.1f} MB, io {result.io}, deform {result.deform}, "
         f"{result.precision}, opset {result.opset}){golden_note}",
@@ -812,8 +825,9 @@ def build_engine_cmd(
         ),
     ] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="TensorRT's verbose log.", metavar="")] = False,
+    axes: AxisOption = None,
 ) -> None:
-    """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model."""
+    """Build a TensorRT engine (+ JSON sidecar) from an exported ONNX model (and its companion graphs)."""
 
     _existing(model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError)
     refuse_overwrite(
@@ -833,6 +847,7 @@ def build_engine_cmd(
         verbose=verbose,
         console=console,
         out=out,
+        axes=axes or (),
     )
 
 
@@ -867,10 +882,11 @@ def trtexec_args_cmd(
             "--strongly-typed/--no-strongly-typed", help="Default: strongly typed on TensorRT ≥ 10."
         ),
     ] = None,
+    axes: AxisOption = None,
 ) -> None:
     """Print the trtexec command that builds the engine `build-engine` would (profile, FP32 islands, plugin)."""
 
-    plan = trtexec_plan(
+    plans = trtexec_plans(
         _existing(
             model, "ONNX model", "give the .onnx file written by `hdm-deploy export`", ModelFormatError
         ),
@@ -883,10 +899,12 @@ def trtexec_args_cmd(
         max_shape=max_shape,
         timing_cache=timing_cache,
         strongly_typed=strongly_typed,
+        axes=axes or (),
     )
-    for note in plan.notes:
-        console.print(f"[dim]{note}[/]")
-    out.print(shlex.join(["trtexec", *plan.args]), highlight=False, soft_wrap=True)
+    for plan in plans:  # one command per graph: the model, then its companion graphs
+        for note in plan.notes:
+            console.print(f"[dim]{note}[/]")
+        out.print(shlex.join(["trtexec", *plan.args]), highlight=False, soft_wrap=True)
 
 
 @app.command("doctor", cls=_Command)

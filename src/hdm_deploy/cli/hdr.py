@@ -20,7 +20,7 @@ from hdm_deploy.cli.options import TrustCheckpointOption
 from hdm_deploy.core.errors import HdmDeployError, InputImageError, OutputPathError
 from hdm_deploy.core.fs import atomic_path, probe_writable, refuse_overwrite
 from hdm_deploy.families.base import resolve
-from hdm_deploy.families.diffhdr.family import PATCH, SEED, STEPS_PUBLISHED, STRIDE
+from hdm_deploy.families.diffhdr.family import COND_INPUT, PATCH, SEED, STEPS_PUBLISHED, STRIDE, XT_INPUT
 from hdm_deploy.families.diffhdr.inputs import (
     inverse_mu_law,
     padded_size,
@@ -29,11 +29,50 @@ from hdm_deploy.families.diffhdr.inputs import (
     read_ldr,
 )
 from hdm_deploy.families.diffhdr.parity import check_artifact, condition_graph_of
-from hdm_deploy.families.diffhdr.sampler import OrtGraphs, initial_noise, sample
+from hdm_deploy.families.diffhdr.sampler import EngineGraphs, OrtGraphs, grid, initial_noise, sample
 from hdm_deploy.graph.onnx_io import load as onnx_load
 from hdm_deploy.graph.onnx_io import metadata as onnx_metadata
+from hdm_deploy.tensorrt.graph_runner import TensorRTGraph, companion_engines
 
 HDR_SUFFIXES = (".hdr", ".pic")
+ENGINE_SUFFIXES = (".engine", ".plan", ".trt")
+
+
+def condition_engine_of(unet_engine: Path, model_metadata: dict[str, str]) -> Path:
+    """The AHDR engine beside a UNet engine: the one its sidecar names (``build-engine`` built it from
+    the companion graph), else ``NAME.cond.engine`` (trtexec engines have no sidecar)."""
+    family = model_metadata.get("family")
+    if family is not None and family != "diffhdr":
+        raise HdmDeployError(
+            f"{unet_engine.name} is a {family} engine, not DiffHDR's UNet",
+            "give the engine built from diffhdr.onnx",
+        )
+    found = companion_engines(unet_engine, model_metadata)
+    cond = found[0] if found else unet_engine.with_name(f"{unet_engine.stem}.cond{unet_engine.suffix}")
+    if not cond.is_file():
+        raise HdmDeployError(
+            f"the condition engine {cond} is missing",
+            "build both with `hdm-deploy build-engine diffhdr.onnx` (it builds NAME.cond.engine too)",
+        )
+    return cond
+
+
+def open_engines(model: Path, device: int = 0):  # pragma: no cover - needs TensorRT and a GPU
+    """(UNet engine, AHDR engine) as :class:`~hdm_deploy.tensorrt.graph_runner.TensorRTGraph`."""
+    if not model.is_file():
+        raise HdmDeployError(
+            f"engine not found: {model}", "build it with `hdm-deploy build-engine diffhdr.onnx`"
+        )
+    unet = TensorRTGraph(model, device=device)
+    return unet, TensorRTGraph(condition_engine_of(model, unet.model_metadata), device=device)
+
+
+def check_engine_batch(unet, cond, batch: int, patch: int) -> None:
+    """A full patch batch against the engines' profiles (``ShapeOutOfProfileError`` names the fix)."""
+    for graph, name in ((unet, XT_INPUT), (cond, COND_INPUT)):
+        lo = graph.profile.inputs.get(name)
+        channels = lo[0][1] if lo else 0  # an engine without that input fails the check by name
+        graph.check({name: (batch, channels, patch, patch)})
 
 
 @app.command("hdr", cls=_Command)
@@ -42,7 +81,13 @@ def hdr_cmd(
         list[Path], typer.Argument(help="SHORT MEDIUM LONG: three 8-bit exposures (medium = reference).")
     ],
     model: Annotated[
-        Path, typer.Option("--model", "-m", help="UNet graph written by `export` (NAME.cond.onnx beside it).")
+        Path,
+        typer.Option(
+            "--model",
+            "-m",
+            help="UNet graph written by `export` (NAME.cond.onnx beside it), or its TensorRT engine from "
+            "`build-engine` (NAME.cond.engine beside it).",
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="Radiance .hdr to write.")],
     exposures: Annotated[
@@ -71,6 +116,7 @@ def hdr_cmd(
         Path | None, typer.Option("--preview", help="Also write the μ-law tonemapped PNG.")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", help="ONNX Runtime intra-op threads (0: all).")] = 0,
+    device: Annotated[int, typer.Option("--device", help="CUDA device of TensorRT engines.")] = 0,
 ) -> None:
     """Merge three exposures into one HDR image with DiffHDR (published patch DDIM sampler, eta 0)."""
     if len(exposures_in) != 3:
@@ -105,8 +151,13 @@ def hdr_cmd(
     if len(sizes) != 1:
         shown = ", ".join(f"{x.shape[1]}×{x.shape[0]}" for x in ldrs)
         raise InputImageError(f"the exposures differ in size ({shown})", "give three images of one size")
-    cond_graph = condition_graph_of(model)
-    multiple = int(onnx_metadata(onnx_load(model, external_data=False)).get("patch_multiple", "1"))
+    engines = model.suffix.lower() in ENGINE_SUFFIXES
+    if engines:
+        unet_engine, cond_engine = open_engines(model, device)
+        multiple = int(unet_engine.model_metadata.get("patch_multiple", "1"))
+    else:
+        cond_graph = condition_graph_of(model)
+        multiple = int(onnx_metadata(onnx_load(model, external_data=False)).get("patch_multiple", "1"))
     if patch % multiple:
         raise HdmDeployError(
             f"--patch {patch} is not a multiple of {multiple} (the UNet halves the patch {multiple.bit_length() - 1} times)",
@@ -115,7 +166,12 @@ def hdr_cmd(
     h, w = ldrs[0].shape[:2]
     hp, wp = padded_size(h, w, patch, stride)
     x_t = initial_noise((hp, wp), seed=seed, path=noise)
-    graphs = OrtGraphs(model, cond_graph, threads=threads)
+    if engines:  # every patch batch must lie in the engines' profiles: say so before any work
+        first = min(batch, len(grid(hp, wp, patch, stride)))
+        check_engine_batch(unet_engine, cond_engine, first, patch)
+        graphs = EngineGraphs(unet_engine, cond_engine)
+    else:
+        graphs = OrtGraphs(model, cond_graph, threads=threads)
     bar, tick = _progress_bar(f"DiffHDR {w}×{h}, {steps} steps")
     start = time.perf_counter()
     with bar:

@@ -130,3 +130,13 @@ def percent(value: float | None, flag: str) -> float | None:
     if value is not None and not 0.0 <= value <= 100.0:
         raise HdmDeployError(f"{flag} {value:g} is not a percentage", f"give {flag} between 0 and 100")
     return value
+
+
+AxisOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--axis",
+        help="Graphs with several inputs: range of a named dynamic axis, NAME=MIN:OPT:MAX or NAME=VALUE "
+        "(repeat; default: the model's profile_axes metadata), e.g. --axis batch=1:8:8 --axis patch=512.",
+    ),
+]

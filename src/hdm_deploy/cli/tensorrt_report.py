@@ -9,8 +9,8 @@ from rich.progress import BarColumn, Progress, TextColumn
 from rich.table import Table
 
 from hdm_deploy.cli.render import print_table
-from hdm_deploy.core.errors import HdmDeployError
-from hdm_deploy.tensorrt.builder import build_engine, make_progress_monitor
+from hdm_deploy.core.errors import HdmDeployError, ModelFormatError
+from hdm_deploy.tensorrt.builder import artifact_graphs, build_engine, make_progress_monitor, read_onnx_facts
 from hdm_deploy.tensorrt.doctor import (
     KNOWN,
     check_graph,
@@ -88,7 +88,19 @@ def run_build_engine(  # pragma: no cover - needs TensorRT
         ("sidecar", str(result.sidecar_path)),
     ):
         table.add_row(k, str(v))
+    for comp in result.companions:  # the other graphs of the artifact, built with the same options
+        table.add_row("companion", f"{comp.engine_path} ({comp.profile.describe()})")
     out.print(table)
+
+
+def artifact_graph_paths(model: Path) -> list[Path]:
+    """``model`` and the companion graphs its metadata names (``companion_graphs``), which ``doctor``
+    checks too; a companion that is missing is a one-line error (the artifact is incomplete)."""
+    try:
+        metadata = read_onnx_facts(model).metadata
+    except ModelFormatError:  # not a readable ONNX file: check_graph reports it as it always did
+        return [model]
+    return [p for p, _ in artifact_graphs(model, model.with_suffix(".engine"), metadata)]
 
 
 def run_doctor(model: Path | None, trt_versions: list[str], out: Console, verbose: bool = False) -> bool:
@@ -119,28 +131,32 @@ def run_doctor(model: Path | None, trt_versions: list[str], out: Console, verbos
     has_plugin = plugin_available() or None
     ok = True
     details = []
-    out.print(f"{model.name}: TensorRT ONNX parser check, one line per version", highlight=False)
-    for version in versions:
-        report = check_graph(model, version, has_plugin)
-        errors = [i for i in report.issues if i.severity == "error"]
-        warnings = [i for i in report.issues if i.severity == "warning"]
-        table_note = "" if report.table == version else f" (table {report.table})"
-        if errors:
-            ops = ", ".join(dict.fromkeys(i.op for i in errors))
-            verdict = f"[red]✗ FAILS[/]  {len(errors)} error{'s' * (len(errors) != 1)}: {ops}"
-        elif warnings:
-            verdict = f"[yellow]✓ OK[/] with {len(warnings)} warning{'s' * (len(warnings) != 1)}"
-        else:
-            verdict = "[green]✓ OK[/]  every op imports"
-        out.print(f"  TensorRT {version}{table_note}: {verdict}", highlight=False)
-        if errors or warnings:
-            details.append((version, report, errors + warnings))
-        ok = ok and report.ok
+    graphs = artifact_graph_paths(model)
+    for graph in graphs:
+        role = "" if graph == model else f" (companion graph of {model.name})"
+        out.print(f"{graph.name}{role}: TensorRT ONNX parser check, one line per version", highlight=False)
+        for version in versions:
+            report = check_graph(graph, version, has_plugin)
+            errors = [i for i in report.issues if i.severity == "error"]
+            warnings = [i for i in report.issues if i.severity == "warning"]
+            table_note = "" if report.table == version else f" (table {report.table})"
+            if errors:
+                ops = ", ".join(dict.fromkeys(i.op for i in errors))
+                verdict = f"[red]✗ FAILS[/]  {len(errors)} error{'s' * (len(errors) != 1)}: {ops}"
+            elif warnings:
+                verdict = f"[yellow]✓ OK[/] with {len(warnings)} warning{'s' * (len(warnings) != 1)}"
+            else:
+                verdict = "[green]✓ OK[/]  every op imports"
+            out.print(f"  TensorRT {version}{table_note}: {verdict}", highlight=False)
+            if errors or warnings:
+                details.append((graph, version, report, errors + warnings))
+            ok = ok and report.ok
     if details and not verbose:
         out.print("[dim]details (nodes, fixes): --verbose[/]")
-    for version, report, issues in details if verbose else []:
+    for graph, version, report, issues in details if verbose else []:
         t = Table(
-            title=f"TensorRT {version} (table {report.table}, {report.ops} nodes)", title_justify="left"
+            title=f"{graph.name}, TensorRT {version} (table {report.table}, {report.ops} nodes)",
+            title_justify="left",
         )
         for col in ("", "op", "node", "problem", "fix"):
             t.add_column(col)

@@ -66,3 +66,8 @@ META_MAX_PIXELS: Final = "max_pixels"
 META_PAD_MULTIPLE: Final = "pad_multiple"
 META_PAD_MODE: Final = "pad_mode"
 META_MIN_SIDE: Final = "min_side"
+#: Graphs with several inputs (an artifact of several graphs driven by a host loop): the ranges of
+#: the named dynamic axes for the TensorRT profile (JSON ``{"axis": [min, opt, max]}``), and the file
+#: names (beside this graph, comma-separated) of the other graphs built and run with it.
+META_PROFILE_AXES: Final = "profile_axes"
+META_COMPANION_GRAPHS: Final = "companion_graphs"

@@ -115,18 +115,26 @@ class _Steps:
 
 
 def _load_model(
-    checkpoint: str | os.PathLike | torch.nn.Module | None, trust_checkpoint: bool, arch: str | None = None
+    checkpoint: str | os.PathLike | torch.nn.Module | None,
+    trust_checkpoint: bool,
+    arch: str | None = None,
+    weights: str | None = None,
 ) -> tuple[Family, torch.nn.Module, dict[str, Any]]:
     """(family, fp32 CPU model in eval mode, source facts) of a checkpoint, an in-memory network
-    (family from its state-dict keys) or — ``None`` — the family's bundled sample."""
+    (family from its state-dict keys) or — ``None`` — the family's bundled sample. ``weights``: a
+    family weight variant (``"ema"``), recorded in the source facts (hence the ONNX metadata)."""
+    if weights is not None and isinstance(checkpoint, torch.nn.Module):
+        raise ExportError(f"--{weights} needs a checkpoint file", f"pass the checkpoint, or drop --{weights}")
     if isinstance(checkpoint, torch.nn.Module):
         family, _ = detect_family(checkpoint.state_dict().keys(), arch=arch)
         return family, checkpoint.float().cpu().eval(), {"checkpoint": "(in-memory model)"}
     if checkpoint is None:
         checkpoint = sample_checkpoint(get_family((arch or DEFAULT_FAMILY).partition(":")[0]))
     path = Path(checkpoint)
-    family, model, meta = open_checkpoint(path, trust_checkpoint=trust_checkpoint, arch=arch)
+    family, model, meta = open_checkpoint(path, trust_checkpoint=trust_checkpoint, arch=arch, weights=weights)
     info = {"checkpoint": path.name, "checkpoint_sha256": sha256_file(path)}
+    if weights is not None:
+        info["weights"] = weights
     if isinstance(meta, dict) and meta.get("task"):
         info["task"] = str(meta["task"])
     return family, model.float().cpu().eval(), info
@@ -363,6 +371,7 @@ def export_onnx(
     progress: bool = False,
     console=None,
     tiled: bool = False,
+    ema: bool = False,
     **family_options: Any,
 ) -> ExportResult:
     """Export a checkpoint (default: the bundled sample) or an in-memory network to ``output``.
@@ -372,7 +381,8 @@ def export_onnx(
     bundle's tolerances: then ``output`` is not written (nor an existing one touched) and the file
     and its bundle are kept as :func:`failed_paths` (``STEM.failed.onnx``/``.failed.golden.npz``). ``arch`` names the family (default: found from the state-dict keys);
     ``family_options`` are the family's own (HDM: ``max_pixels``, ``dcp_sums``, ``dcp``).
-    ``tiled`` also writes the stage graphs of the exact memory-bounded path and their manifest
+    ``ema`` exports the checkpoint's EMA weights (families listing ``"ema"`` in ``weight_variants``;
+    refused for the others). ``tiled`` also writes the stage graphs of the exact memory-bounded path and their manifest
     (:mod:`hdm_deploy.export.tiled`), checked against the whole-frame graph before they are kept.
     """
     _check_options(io, deform, precision, opset)
@@ -384,7 +394,7 @@ def export_onnx(
     steps = _Steps(progress, console)
     output = Path(output)
     with steps("load", "load checkpoint"):
-        family, model, source = _load_model(checkpoint, trust_checkpoint, arch)
+        family, model, source = _load_model(checkpoint, trust_checkpoint, arch, "ema" if ema else None)
     if family.artifact_exporter:  # several graphs driven by a host loop, not the frame path
         return family.resolve("artifact_exporter")(
             model,

@@ -100,6 +100,10 @@ class Family:
     #: checking such an artifact against its golden bundle (raises ``ParityError``); ``hdm-deploy
     #: parity`` dispatches to it for ONNX files whose metadata names the family.
     artifact_parity: str = ""
+    #: Alternative weight sets a checkpoint of this family holds beside its default ones, by variant
+    #: name (DiffHDR: ``"ema"``, the UNet's EMA shadow); ``export --ema`` asks for ``"ema"`` and is
+    #: refused for families without it.
+    weight_variants: tuple[str, ...] = ()
 
     def resolve(self, what: str) -> Any:
         ref = getattr(self, what)

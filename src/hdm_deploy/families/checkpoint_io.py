@@ -205,14 +205,27 @@ def read_state_dict(
 
 
 def open_checkpoint(
-    path: str | os.PathLike, *, trust_checkpoint: bool = False, arch: str | None = None
+    path: str | os.PathLike,
+    *,
+    trust_checkpoint: bool = False,
+    arch: str | None = None,
+    weights: str | None = None,
 ) -> tuple[Family, torch.nn.Module, dict[str, Any]]:
     """Read ``path`` once, find its family (``arch`` overrides) and build the model in eval mode.
 
-    Returns ``(family, model, meta)``; ``meta`` is the file's ``hdm_deploy`` metadata (may be empty).
+    ``weights``: one of the family's ``weight_variants`` (e.g. ``"ema"``) instead of its default
+    weights; refused with one line for a family without it. Returns ``(family, model, meta)``;
+    ``meta`` is the file's ``hdm_deploy`` metadata (may be empty).
     """
     state, meta = read_state_dict(path, trust_checkpoint)
     family, variant = detect_family(state.keys(), arch=arch)
+    if weights is not None:
+        if weights not in family.weight_variants:
+            raise CheckpointError(
+                f"--{weights}: {family.title} checkpoints have no {weights.upper()} weights ({Path(path).name})",
+                f"drop --{weights}",
+            )
+        variant = weights
     model = family.resolve("load_checkpoint")(state, meta, variant, source=str(path))
     return family, model, meta
 

@@ -15,7 +15,7 @@ functions tested without TensorRT (``tests/trt/test_decisions.py``, ``tests/trt/
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,10 +41,20 @@ from hdm_deploy.tensorrt.flags import (
     workspace_bytes,
 )
 from hdm_deploy.tensorrt.plugins import find_plugin_library, load_plugin_library, model_needs_plugin
-from hdm_deploy.tensorrt.profiles import Profile, compute_profile
+from hdm_deploy.tensorrt.profiles import (
+    PROFILE_AXES_KEY,
+    Profile,
+    TensorProfile,
+    companion_graphs,
+    compute_profile,
+    compute_tensor_profile,
+)
 from hdm_deploy.tensorrt.sidecar import EngineSidecar, publish_engine
 
 Log = Callable[[str], None]
+
+#: Sidecar ``model_metadata`` key: file names of the companion graphs' engines built beside this one.
+COMPANION_ENGINES_KEY = "companion_engines"
 
 
 @dataclass
@@ -58,6 +68,8 @@ class OnnxFacts:
     op_ids: set[tuple[str, str]]
     precision: str
     fp32_node_names: list[str] = field(default_factory=list)
+    #: every graph input as ``(name, dims)`` (dims: int, ``dim_param`` name or None)
+    inputs: list[tuple[str, list[int | str | None]]] = field(default_factory=list)
     has_functions: bool = False
 
 
@@ -69,10 +81,20 @@ def read_onnx_facts(path: str | Path) -> OnnxFacts:
     meta = {p.key: p.value for p in model.metadata_props}
     if not model.graph.input:
         raise ModelFormatError(f"{path} has no graph input")
+    inits = {i.name for i in model.graph.initializer}
+    inputs = [
+        (
+            i.name,
+            [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or None)
+                for d in i.type.tensor_type.shape.dim
+            ],
+        )
+        for i in model.graph.input
+        if i.name not in inits
+    ]
     inp = model.graph.input[0]
-    dims: list[int | str | None] = []
-    for d in inp.type.tensor_type.shape.dim:
-        dims.append(d.dim_value if d.HasField("dim_value") else (d.dim_param or None))
+    dims = inputs[0][1] if inputs and inputs[0][0] == inp.name else []
     ops = {(n.domain, n.op_type) for n in model.graph.node}
     for f in model.functions:
         ops |= {(n.domain, n.op_type) for n in f.node}
@@ -85,7 +107,89 @@ def read_onnx_facts(path: str | Path) -> OnnxFacts:
         precision=meta.get("precision", "fp32"),
         fp32_node_names=fp32_layer_names(model),
         has_functions=bool(model.functions),
+        inputs=inputs,
     )
+
+
+def resolve_profile(
+    facts: OnnxFacts,
+    min_shape: str | None = None,
+    opt_shape: str | None = None,
+    max_shape: str | None = None,
+    axes: Sequence[str] = (),
+    strict: bool = True,
+) -> Profile | TensorProfile:
+    """The build profile of a graph: one image input → the frame profile (``--min/--opt/--max NxHxW``);
+    several inputs, or an exporter that wrote ``profile_axes`` → one range per named dynamic axis
+    (``--axis NAME=MIN:OPT:MAX`` or that metadata). Options of the other kind are refused, naming the
+    right ones."""
+    try:
+        if len(facts.inputs) > 1 or facts.metadata.get(PROFILE_AXES_KEY):
+            if any(s is not None for s in (min_shape, opt_shape, max_shape)):
+                names = ", ".join(n for n, _ in facts.inputs)
+                raise ValueError(
+                    f"{facts.path.name} has named input axes ({names}): --min/--opt/--max describe "
+                    "one image input; give --axis NAME=MIN:OPT:MAX for its named axes"
+                )
+            return compute_tensor_profile(facts.inputs, facts.metadata, axes, strict)
+        if axes:
+            raise ValueError(
+                f"{facts.path.name} has one image input: use --min/--opt/--max NxHxW, not --axis"
+            )
+        return compute_profile(
+            facts.metadata, facts.input_name, facts.input_dims, min_shape, opt_shape, max_shape
+        )
+    except (ValueError, InputImageError) as exc:  # InputImageError: the profile exceeds max_pixels
+        raise HdmDeployError(
+            f"invalid optimisation profile: {exc}", "check --min/--opt/--max (image graphs) or --axis"
+        ) from None
+
+
+def artifact_profiles(
+    graphs: Sequence[OnnxFacts],
+    min_shape: str | None = None,
+    opt_shape: str | None = None,
+    max_shape: str | None = None,
+    axes: Sequence[str] = (),
+) -> list[Profile | TensorProfile]:
+    """The profile of each graph of an artifact; an ``--axis`` must name an axis of at least one."""
+    out = [resolve_profile(f, min_shape, opt_shape, max_shape, axes, strict=len(graphs) == 1) for f in graphs]
+    if len(graphs) > 1 and axes:
+        named = {k for p in out if isinstance(p, TensorProfile) for k in p.axes}
+        unknown = sorted({s.partition("=")[0].strip() for s in axes} - named)
+        if unknown:
+            raise HdmDeployError(
+                f"invalid optimisation profile: --axis {', '.join(unknown)} is not an axis of these graphs "
+                f"(axes: {', '.join(sorted(named)) or 'none'})",
+                "check --axis",
+            )
+    return out
+
+
+def companion_engine_path(onnx_path: str | Path, engine: str | Path, companion: str) -> Path:
+    """Where the engine of a companion graph goes: ``diffhdr.onnx`` → ``out.engine`` makes
+    ``diffhdr.cond.onnx`` → ``out.cond.engine`` (the part after the main graph's stem is kept)."""
+    main, comp, engine = Path(onnx_path), Path(companion), Path(engine)
+    tail = comp.stem[len(main.stem) :] if comp.stem.startswith(main.stem + ".") else "." + comp.stem
+    return engine.with_name(f"{engine.stem}{tail}{engine.suffix}")
+
+
+def artifact_graphs(
+    onnx_path: str | Path, engine: str | Path, metadata: dict[str, str]
+) -> list[tuple[Path, Path]]:
+    """``(onnx, engine)`` of every graph the build writes: the given one first, then its companions
+    (``companion_graphs`` metadata, files beside it); a missing companion is a one-line error."""
+    onnx_path, engine = Path(onnx_path), Path(engine)
+    pairs = [(onnx_path, engine)]
+    for name in companion_graphs(metadata):
+        comp = onnx_path.with_name(name)
+        if not comp.is_file():
+            raise ModelFormatError(
+                f"{onnx_path.name} names the companion graph {name}, which is not beside it",
+                f"copy {name} next to {onnx_path.name} (export writes both)",
+            )
+        pairs.append((comp, companion_engine_path(onnx_path, engine, name)))
+    return pairs
 
 
 def import_tensorrt():
@@ -124,9 +228,13 @@ def gpu_facts(device: int = 0) -> tuple[str | None, str | None, str | None]:  # 
 # ---- decisions → Polygraphy arguments (pure, tested without TensorRT) ---------------------------------
 
 
-def profile_shapes(profile: Profile) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
+def profile_shapes(
+    profile: Profile | TensorProfile,
+) -> dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]:
     """Our profile → ``{input: (min, opt, max)}`` tensor shapes, the arguments of
     ``polygraphy.backend.trt.Profile().add(name, min, opt, max)`` (and of trtexec's ``--*Shapes``)."""
+    if isinstance(profile, TensorProfile):
+        return {n: (tuple(lo), tuple(mid), tuple(hi)) for n, (lo, mid, hi) in profile.inputs.items()}
     lo, mid, hi = profile.shapes()
     return {profile.input_name: (tuple(lo), tuple(mid), tuple(hi))}
 
@@ -275,8 +383,10 @@ class BuildResult:
     sidecar_path: Path
     sidecar: EngineSidecar
     flags: BuildFlags
-    profile: Profile
+    profile: Profile | TensorProfile
     pinned_layers: list[str]
+    #: engines of the artifact's companion graphs built with this one
+    companions: list[BuildResult] = field(default_factory=list)
 
 
 def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in tests/test_engines_*.py
@@ -294,15 +404,52 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
     verbose: bool = False,
     log: Log = print,
     progress: object | None = None,
+    axes: Sequence[str] = (),
 ) -> BuildResult:
-    """Build and write ``output`` (atomically) plus ``output.json``. See ``docs/jetson.md``."""
+    """Build and write ``output`` (atomically) plus ``output.json``, then the engines of the graph's
+    companions (``companion_graphs`` metadata: e.g. a diffusion model's condition network) with the
+    same options. See ``docs/jetson.md``."""
     facts = read_onnx_facts(onnx_path)
-    try:  # before importing TensorRT: a bad profile is the user's to fix, wherever they are
-        profile = compute_profile(
-            facts.metadata, facts.input_name, facts.input_dims, min_shape, opt_shape, max_shape
+    graphs = artifact_graphs(facts.path, output, facts.metadata)
+    # Every profile before importing TensorRT: a bad one is the user's to fix, wherever they are.
+    plans = [(read_onnx_facts(p) if i else facts, e) for i, (p, e) in enumerate(graphs)]
+    profiles = artifact_profiles([f for f, _ in plans], min_shape, opt_shape, max_shape, axes)
+    results = [
+        _build_one(
+            f,
+            e,
+            profile,
+            fp16=fp16,
+            plugin_lib=plugin_lib,
+            workspace_gb=workspace_gb,
+            timing_cache=timing_cache,
+            strongly_typed=strongly_typed,
+            verbose=verbose,
+            log=log,
+            progress=progress,
+            companions=[str(c.name) for _, c in graphs[1:]] if i == 0 else [],
         )
-    except (ValueError, InputImageError) as exc:  # InputImageError: the profile exceeds max_pixels
-        raise HdmDeployError(f"invalid optimisation profile: {exc}", "check --min/--opt/--max") from None
+        for i, ((f, e), profile) in enumerate(zip(plans, profiles, strict=True))
+    ]
+    results[0].companions = results[1:]
+    return results[0]
+
+
+def _build_one(  # pragma: no cover - needs TensorRT
+    facts: OnnxFacts,
+    output: str | Path,
+    profile: Profile | TensorProfile,
+    *,
+    fp16: bool,
+    plugin_lib: str | Path | None,
+    workspace_gb: float | None,
+    timing_cache: str | Path | None,
+    strongly_typed: bool | None,
+    verbose: bool,
+    log: Log,
+    progress: object | None,
+    companions: list[str],
+) -> BuildResult:
     trt = import_tensorrt()
     poly = import_polygraphy_trt()
     from polygraphy.exception import PolygraphyException
@@ -391,7 +538,10 @@ def build_engine(  # pragma: no cover - needs TensorRT; decisions are tested in 
         plugin_file=str(plugin_path) if plugin_path else None,
         cuda_version=cuda_version,
         hdm_deploy_version=__version__,
-        model_metadata={k: v for k, v in facts.metadata.items() if not k.startswith("hdm_deploy.fp16")},
+        model_metadata={
+            **{k: v for k, v in facts.metadata.items() if not k.startswith("hdm_deploy.fp16")},
+            **({COMPANION_ENGINES_KEY: ",".join(companions)} if companions else {}),
+        },
         build_flags={
             "network": list(flags.network_flags),
             "set": list(flags.set_flags),

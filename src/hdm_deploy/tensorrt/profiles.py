@@ -8,9 +8,11 @@ touching TensorRT (:func:`check_in_profile`), so a frame of the wrong size fails
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from hdm_deploy.core.contracts import META_COMPANION_GRAPHS, META_PROFILE_AXES
 from hdm_deploy.core.errors import ShapeOutOfProfileError
 from hdm_deploy.core.runner import check_max_pixels
 from hdm_deploy.core.sizes import NHW, parse_nhw
@@ -170,3 +172,147 @@ def check_in_profile(shape: Sequence[int], profile: Profile) -> None:
             f"rebuild with e.g. `hdm-deploy build-engine MODEL.onnx --max {max(n, profile.max[0])}x{max(h, profile.max[1])}x{max(w, profile.max[2])}`"
             " or resize/split the input",
         )
+
+
+# ---- graphs with several inputs: one range per named dynamic axis ---------------------------------------
+
+#: ONNX metadata keys an exporter may write for graphs with several inputs: the ranges of the named
+#: dynamic axes (JSON ``{"axis": [min, opt, max]}``), and the other graphs of the same artifact (file
+#: names beside this one, comma-separated) that are built and run with it.
+PROFILE_AXES_KEY = META_PROFILE_AXES
+COMPANION_GRAPHS_KEY = META_COMPANION_GRAPHS
+
+AxisRange = tuple[int, int, int]
+
+
+def parse_axis_spec(spec: str) -> tuple[str, AxisRange]:
+    """``"batch=1:4:8"`` → ``("batch", (1, 4, 8))``; ``"patch=512"`` pins the axis (min = opt = max)."""
+    name, sep, values = str(spec).partition("=")
+    name = name.strip()
+    try:
+        nums = tuple(int(v) for v in values.split(":")) if sep else ()
+    except ValueError:
+        nums = ()
+    if not name or len(nums) not in (1, 3):
+        raise ValueError(f"--axis {spec!r}: expected NAME=MIN:OPT:MAX or NAME=VALUE")
+    lo, mid, hi = nums * 3 if len(nums) == 1 else nums
+    if not 1 <= lo <= mid <= hi:
+        raise ValueError(f"--axis {spec!r}: need 1 ≤ min ≤ opt ≤ max")
+    return name, (lo, mid, hi)
+
+
+def axes_from_metadata(metadata: Mapping[str, str] | None) -> dict[str, AxisRange]:
+    """The exporter's axis ranges (``profile_axes`` metadata), checked like ``--axis``."""
+    text = (metadata or {}).get(PROFILE_AXES_KEY)
+    if not text:
+        return {}
+    try:
+        data = json.loads(text)
+        return dict(parse_axis_spec(f"{k}={':'.join(str(int(v)) for v in vals)}") for k, vals in data.items())
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise ValueError(f"the model's {PROFILE_AXES_KEY} metadata is unusable ({exc})") from None
+
+
+def companion_graphs(metadata: Mapping[str, str] | None) -> list[str]:
+    """File names of the other graphs of this artifact (``companion_graphs`` metadata)."""
+    text = (metadata or {}).get(COMPANION_GRAPHS_KEY, "")
+    return [n.strip() for n in text.split(",") if n.strip()]
+
+
+@dataclass(frozen=True)
+class TensorProfile:
+    """One optimisation profile of a graph with several inputs: ``(min, opt, max)`` shapes per input,
+    and the named axis ranges they were made from (for messages)."""
+
+    inputs: dict[str, tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]]
+    axes: dict[str, AxisRange] = field(default_factory=dict)
+
+    @property
+    def input_name(self) -> str:
+        return ", ".join(self.inputs)
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": "tensors",
+            "inputs": {
+                n: {"min": list(lo), "opt": list(mid), "max": list(hi)}
+                for n, (lo, mid, hi) in self.inputs.items()
+            },
+            "axes": {k: list(v) for k, v in self.axes.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping) -> TensorProfile:
+        return cls(
+            {
+                str(n): (tuple(map(int, s["min"])), tuple(map(int, s["opt"])), tuple(map(int, s["max"])))
+                for n, s in data["inputs"].items()
+            },
+            {str(k): tuple(map(int, v)) for k, v in (data.get("axes") or {}).items()},  # type: ignore[misc]
+        )
+
+    def describe(self) -> str:
+        f = lambda s: "×".join(map(str, s))  # noqa: E731
+        if self.axes:
+            axes = ", ".join(f"{k} {lo}/{mid}/{hi}" for k, (lo, mid, hi) in self.axes.items())
+            return f"{', '.join(self.inputs)} (min/opt/max: {axes})"
+        return "; ".join(
+            f"{n}: min {f(lo)}, opt {f(mid)}, max {f(hi)}" for n, (lo, mid, hi) in self.inputs.items()
+        )
+
+    def check(self, shapes: Mapping[str, Sequence[int]]) -> None:
+        """Raise :class:`ShapeOutOfProfileError` when a feed's shape lies outside the profile."""
+        problems = []
+        for name, shape in shapes.items():
+            if name not in self.inputs:
+                problems.append(f"{name} is not an input of the engine ({', '.join(self.inputs)})")
+                continue
+            lo, _, hi = self.inputs[name]
+            if len(shape) != len(lo) or any(not a <= s <= b for s, a, b in zip(shape, lo, hi, strict=False)):
+                problems.append(
+                    f"{name} {'×'.join(map(str, shape))} not within {'×'.join(map(str, lo))} … {'×'.join(map(str, hi))}"
+                )
+        if problems:
+            fix = ", ".join(f"--axis {k}=…" for k in self.axes) or "--axis NAME=MIN:OPT:MAX"
+            raise ShapeOutOfProfileError(
+                "input outside the engine's profile: " + "; ".join(problems),
+                f"rebuild the engine with a wider range ({fix}) or use smaller batches",
+            )
+
+
+def compute_tensor_profile(
+    inputs: Sequence[tuple[str, Sequence[int | str | None]]],
+    metadata: Mapping[str, str] | None = None,
+    axis_specs: Sequence[str] = (),
+    strict: bool = True,
+) -> TensorProfile:
+    """The profile of a graph with several inputs: every dynamic dimension is a named ONNX axis
+    (``dim_param``) whose range comes from ``--axis NAME=MIN:OPT:MAX`` (wins) or the exporter's
+    ``profile_axes`` metadata; static dimensions stay as they are. Raises ``ValueError`` for an axis
+    without a range, an unnamed dynamic dimension or (``strict``) an ``--axis`` the graph does not have."""
+    axes = axes_from_metadata(metadata)
+    given = dict(parse_axis_spec(s) for s in axis_specs)
+    axes.update(given)
+    used: dict[str, AxisRange] = {}
+    shapes = {}
+    for name, dims in inputs:
+        per = []
+        for i, d in enumerate(dims):
+            if isinstance(d, int) and d > 0:
+                per.append((d, d, d))
+            elif isinstance(d, str) and d:
+                if d not in axes:
+                    raise ValueError(f"axis {d!r} of input {name} has no range: give --axis {d}=MIN:OPT:MAX")
+                used[d] = axes[d]
+                per.append(axes[d])
+            else:
+                raise ValueError(
+                    f"dimension {i} of input {name} is dynamic without a name: re-export the model"
+                )
+        shapes[name] = tuple(tuple(p[k] for p in per) for k in range(3))
+    unknown = sorted(set(given) - set(used))
+    if unknown and strict:
+        raise ValueError(
+            f"--axis {', '.join(unknown)}: not an axis of this graph (axes: {', '.join(used) or 'none'})"
+        )
+    return TensorProfile(shapes, used)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ from typing import Any
 from hdm_deploy.core.errors import EngineMismatchError, ModelFormatError
 from hdm_deploy.core.fs import atomic_write_bytes, atomic_write_text
 from hdm_deploy.tensorrt.flags import parse_version
-from hdm_deploy.tensorrt.profiles import Profile
+from hdm_deploy.tensorrt.profiles import Profile, TensorProfile
 
 SCHEMA = 1
 
@@ -48,8 +48,10 @@ class EngineSidecar:
     build_seconds: float | None = None
     schema: int = SCHEMA
 
-    def profile(self, index: int = 0) -> Profile:
-        return Profile.from_dict(self.profiles[index])
+    def profile(self, index: int = 0) -> Profile | TensorProfile:
+        """The image profile of a frame engine, or the per-input profile of a multi-input engine."""
+        data = self.profiles[index]
+        return TensorProfile.from_dict(data) if data.get("kind") == "tensors" else Profile.from_dict(data)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)

@@ -4,7 +4,8 @@ Same decisions as the Polygraphy build (:mod:`hdm_deploy.tensorrt.builder`): the
 (``profiles.compute_profile``), the flags per TensorRT version (``flags.decide_flags``), the FP32
 islands (``graph.precision.fp32_layer_names``), the plugin library. Translated to trtexec:
 
-- shapes: ``--minShapes/--optShapes/--maxShapes=image:NxHxWx3`` (NCHW for float graphs);
+- shapes: ``--minShapes/--optShapes/--maxShapes=image:NxHxWx3`` (NCHW for float graphs); a graph with
+  several inputs lists them in one flag, ``--minShapes=x_t:1x3x512x512,feature:…,t:1``;
 - TF32 off: ``--noTF32`` (our builder always clears it);
 - weakly typed FP16 (TRT 8.5 – 10.x with ``--no-strongly-typed``): ``--fp16
   --precisionConstraints=obey --layerPrecisions=L:fp32,... --layerOutputTypes=L:fp32,...``.
@@ -24,17 +25,24 @@ islands (``graph.precision.fp32_layer_names``), the plugin library. Translated t
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import onnx
 
-from hdm_deploy.core.errors import ExportError, HdmDeployError, InputImageError, PluginBuildError
+from hdm_deploy.core.errors import ExportError, PluginBuildError
 from hdm_deploy.graph import onnx_io as _graph
-from hdm_deploy.tensorrt.builder import profile_shapes, read_onnx_facts
+from hdm_deploy.tensorrt.builder import (
+    artifact_graphs,
+    artifact_profiles,
+    profile_shapes,
+    read_onnx_facts,
+    resolve_profile,
+)
 from hdm_deploy.tensorrt.flags import BuildConfigError, decide_flags, layer_matches, parse_version
 from hdm_deploy.tensorrt.plugins import LIB_NAME, find_plugin_library, model_needs_plugin
-from hdm_deploy.tensorrt.profiles import compute_profile
+from hdm_deploy.tensorrt.profiles import Profile, TensorProfile
 
 _FLOAT_ELEM_TYPES = {1, 10}  # onnx.TensorProto.FLOAT, FLOAT16
 #: trtexec's spec separators: a layer name containing one cannot be given on the command line.
@@ -48,8 +56,9 @@ class TrtexecPlan:
     pinned_layers: list[str] = field(default_factory=list)
 
 
-def _shape_arg(flag: str, name: str, shape: tuple[int, ...]) -> str:
-    return f"--{flag}={name}:{'x'.join(str(int(d)) for d in shape)}"
+def _shape_arg(flag: str, shapes: dict[str, tuple[int, ...]]) -> str:
+    """``--minShapes=a:1x3x8x8,b:1`` — one flag, every input comma-separated (trtexec's spec form)."""
+    return f"--{flag}=" + ",".join(f"{n}:{'x'.join(str(int(d)) for d in s)}" for n, s in shapes.items())
 
 
 def plugin_flag(trt_version: str | tuple[int, ...]) -> str:
@@ -107,16 +116,15 @@ def trtexec_plan(
     max_shape: str | None = None,
     timing_cache: str | os.PathLike | None = None,
     strongly_typed: bool | None = None,
+    axes: Sequence[str] = (),
+    profile: Profile | TensorProfile | None = None,
 ) -> TrtexecPlan:
-    """The trtexec arguments (and notes) for ``onnx_path`` on TensorRT ``trt_version``."""
+    """The trtexec arguments (and notes) for ``onnx_path`` on TensorRT ``trt_version`` (this graph
+    only; :func:`trtexec_plans` adds its companion graphs)."""
 
     facts = read_onnx_facts(onnx_path)
-    try:
-        profile = compute_profile(
-            facts.metadata, facts.input_name, facts.input_dims, min_shape, opt_shape, max_shape
-        )
-    except (ValueError, InputImageError) as exc:
-        raise HdmDeployError(f"invalid optimisation profile: {exc}", "check --min/--opt/--max") from None
+    if profile is None:  # trtexec_plans resolves the profiles of all the artifact's graphs together
+        profile = resolve_profile(facts, min_shape, opt_shape, max_shape, axes)
     flags = decide_flags(trt_version, facts.precision, fp16, strongly_typed)
     v = parse_version(trt_version)
     if facts.has_functions and v[0] < 9:
@@ -126,12 +134,11 @@ def trtexec_plan(
         )
     out = Path(engine) if engine else facts.path.with_suffix(".engine")
     args = [f"--onnx={facts.path}", f"--saveEngine={out}"]
-    for name, (lo, mid, hi) in profile_shapes(profile).items():
-        args += [
-            _shape_arg("minShapes", name, lo),
-            _shape_arg("optShapes", name, mid),
-            _shape_arg("maxShapes", name, hi),
-        ]
+    shapes = profile_shapes(profile)
+    args += [
+        _shape_arg(flag, {name: s[k] for name, s in shapes.items()})
+        for k, flag in enumerate(("minShapes", "optShapes", "maxShapes"))
+    ]
     notes = list(flags.notes)
     if "TF32" in flags.clear_flags:
         args.append("--noTF32")
@@ -176,6 +183,30 @@ def trtexec_plan(
     if timing_cache:
         args.append(f"--timingCacheFile={timing_cache}")
     return TrtexecPlan(args, notes, pinned)
+
+
+def trtexec_plans(
+    onnx_path: str | os.PathLike,
+    trt_version: str,
+    *,
+    engine: str | os.PathLike | None = None,
+    **options,
+) -> list[TrtexecPlan]:
+    """One plan per graph ``build-engine`` builds: ``onnx_path`` and its companion graphs
+    (``companion_graphs`` metadata), each to the engine name ``build-engine`` gives it."""
+    path = Path(onnx_path)
+    facts = read_onnx_facts(path)
+    out = Path(engine) if engine else path.with_suffix(".engine")
+    graphs = artifact_graphs(path, out, facts.metadata)
+    profiles = artifact_profiles(
+        [read_onnx_facts(p) if i else facts for i, (p, _) in enumerate(graphs)],
+        *(options.get(k) for k in ("min_shape", "opt_shape", "max_shape")),
+        options.get("axes", ()),
+    )
+    return [
+        trtexec_plan(p, trt_version, engine=e, profile=prof, **options)
+        for (p, e), prof in zip(graphs, profiles, strict=True)
+    ]
 
 
 def trtexec_args(onnx_path: str | os.PathLike, trt_version: str, **options) -> list[str]:

@@ -15,6 +15,7 @@ islands (:data:`ISLANDS`): timestep embedding, attention logits/softmax, GroupNo
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -27,6 +28,8 @@ import numpy as np
 import onnx
 import torch
 
+from hdm_deploy.core.contracts import META_COMPANION_GRAPHS as COMPANION_GRAPHS_KEY
+from hdm_deploy.core.contracts import META_PROFILE_AXES as PROFILE_AXES_KEY
 from hdm_deploy.core.errors import ExportError, ParityError, first_line
 from hdm_deploy.core.fs import atomic_path
 from hdm_deploy.families.diffhdr.family import (
@@ -81,6 +84,23 @@ ISLANDS: dict[str, Island] = {
         ),
     )
 }
+
+
+#: Names of the graphs' dynamic axes (all inputs and outputs): patch batch and patch side. The
+#: TensorRT profile is one range per name (``build-engine --axis batch=1:8:8 --axis patch=512``).
+BATCH_AXIS, PATCH_AXIS = "batch", "patch"
+#: Default engine profile (``profile_axes`` metadata): batches of 1–8 (published 8) 512² patches.
+PROFILE_AXES = {BATCH_AXIS: (1, 8, 8), PATCH_AXIS: (512, 512, 512)}
+
+
+def name_axes(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """Give the inputs' and outputs' dynamic dims the names :data:`BATCH_AXIS` (dim 0) and
+    :data:`PATCH_AXIS` (dims 2, 3) instead of torch.export's symbols (``s31``, ``2*s75``)."""
+    for value in [*proto.graph.input, *proto.graph.output]:
+        for i, dim in enumerate(value.type.tensor_type.shape.dim):
+            if dim.HasField("dim_param") and i in (0, 2, 3):
+                dim.dim_param = BATCH_AXIS if i == 0 else PATCH_AXIS
+    return proto
 
 
 def condition_path_for(unet_path: str | os.PathLike) -> Path:
@@ -172,6 +192,7 @@ def export_graphs(
     elif precision != "fp32":
         raise ExportError(f"unknown precision {precision!r}", "use fp32 or fp16")
     for proto in (unet, cond):
+        name_axes(proto)
         onnx_io.finalize(proto, ir_version=10)
     return unet, cond
 
@@ -237,6 +258,26 @@ class ArtifactResult:
     verification: Any = None
     measured: dict[str, float] = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    weights: str = "raw"
+    cond_bytes: int = 0
+
+    def summary(self) -> str:
+        """The export's success line: what was written, from what, and what it was checked against."""
+        unet_mb, cond_mb = (self.size_bytes - self.cond_bytes) / 1e6, self.cond_bytes / 1e6
+        text = (
+            f"{self.path} (UNet x_t, feature, t → eps, {unet_mb:.1f} MB) + {self.condition_path.name} "
+            f"(AHDR cond → feature, {cond_mb:.1f} MB); {self.precision}, opset {self.opset}, "
+            f"{'EMA' if self.weights == 'ema' else 'raw'} weights"
+        )
+        if self.golden_path is not None:
+            text += f" + {self.golden_path.name}"
+        if self.measured:
+            m = self.measured
+            text += (
+                f"; ORT sampler vs PyTorch on the golden case ({m.get('size')}, {m.get('steps')} steps): "
+                f"{float(m['psnr_db']):.1f} dB"
+            )
+        return text
 
 
 def export_artifact(
@@ -271,6 +312,8 @@ def export_artifact(
         "task": FAMILY.task,
         "precision": precision,
         CONDITION_GRAPH_KEY: cond_path.name,
+        COMPANION_GRAPHS_KEY: cond_path.name,
+        PROFILE_AXES_KEY: json.dumps({k: list(v) for k, v in PROFILE_AXES.items()}),
         "network": f"DiffusionUNet{tuple(model.config.as_dict().values())}",
         "patch_multiple": str(model.config.patch_multiple),
         **{k: str(v) for k, v in (source or {}).items()},
@@ -278,8 +321,11 @@ def export_artifact(
     if golden_path is not None:
         meta["golden"] = golden_path.name
     onnx_io.set_metadata(unet, meta)
-    onnx_io.set_metadata(cond, {k: v for k, v in meta.items() if k != CONDITION_GRAPH_KEY})
+    onnx_io.set_metadata(
+        cond, {k: v for k, v in meta.items() if k not in (CONDITION_GRAPH_KEY, COMPANION_GRAPHS_KEY)}
+    )
     result = ArtifactResult(output, cond_path, golden_path, precision, 0)
+    result.weights = str((source or {}).get("weights", "raw"))
     case = None
     if golden or verify:
         with status("PyTorch reference (published procedure) on the golden case…"):
@@ -297,7 +343,8 @@ def export_artifact(
                     f"exported DiffHDR misses the PyTorch sampler: {measured['psnr_db']:.1f} dB < {limit} dB",
                     "re-run with --debug and report it",
                 )
-        result.size_bytes = tmp_unet.stat().st_size + tmp_cond.stat().st_size
+        result.cond_bytes = tmp_cond.stat().st_size
+        result.size_bytes = tmp_unet.stat().st_size + result.cond_bytes
     if golden_path is not None and case is not None:
         with atomic_path(golden_path) as tmp, open(tmp, "wb") as fh:
             np.savez_compressed(fh, **case, precision=np.array(precision))

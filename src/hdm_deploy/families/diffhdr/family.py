@@ -75,4 +75,5 @@ FAMILY = Family(
     artifact_exporter="hdm_deploy.families.diffhdr.export:export_artifact",
     artifact_parity="hdm_deploy.families.diffhdr.parity:check_artifact",
     checkpoint_globals=("argparse:Namespace", "torch:device"),
+    weight_variants=("ema",),  # export --ema: the UNet's EMA shadow (default: raw, as the published test)
 )

@@ -34,6 +34,7 @@ from hdm_deploy.families.diffhdr.inputs import condition_tables, fill_condition
 
 __all__ = [
     "NUM_TIMESTEPS",
+    "EngineGraphs",
     "OrtGraphs",
     "alphas_bar",
     "grid",
@@ -221,3 +222,22 @@ class OrtGraphs:
 
     def describe(self) -> dict[str, Any]:
         return {"providers": self.unet.get_providers()}
+
+
+class EngineGraphs:
+    """The two graphs as sessions with ``run(feeds: dict) -> dict`` that cast feeds to their own input
+    types — TensorRT engines (``hdm_deploy.tensorrt.graph_runner.TensorRTGraph``, built by
+    ``build-engine diffhdr.onnx``): ``feature(cond)`` and ``eps(x_t, feature, t)`` as for :class:`OrtGraphs`."""
+
+    def __init__(self, unet: Any, cond: Any):
+        self.unet, self.cond = unet, cond
+
+    def feature(self, cond: np.ndarray) -> np.ndarray:
+        return self.cond.run({COND_INPUT: cond})[FEATURE]
+
+    def eps(self, x_t: np.ndarray, feature: np.ndarray, t: np.ndarray) -> np.ndarray:
+        out = self.unet.run({XT_INPUT: x_t, FEATURE: feature, T_INPUT: t})[EPS_OUTPUT]
+        return np.asarray(out, dtype=np.float32)  # the DDIM update stays FP32 on the host
+
+    def describe(self) -> dict[str, Any]:
+        return dict(self.unet.describe()) if hasattr(self.unet, "describe") else {}
