@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -109,10 +110,16 @@ def save_published(model: ADFNet, path: str | os.PathLike, fmt: str = "raw") -> 
     return Path(path)
 
 
+#: The bundled demonstration checkpoint (``scripts/train_adfnet_sample.py``; see docs/adfnet.md).
+SAMPLE_NAME = "adfnet_sample_sigma25.pt"
+
+
 def sample_checkpoint_path(must_exist: bool = True) -> Path:
-    """ADFNet ships no sample checkpoint (see docs/adfnet.md): always a one-line error."""
-    del must_exist
-    raise CheckpointError(
-        "hdm-deploy bundles no ADFNet checkpoint",
-        "pass a published ADFNet checkpoint (e.g. adfnet_n50.pt) as the model",
-    )
+    """The bundled ADFNet demonstration checkpoint (width 8, σ = 25, published raw format, fp16)."""
+    path = Path(str(resources.files("hdm_deploy") / "assets" / SAMPLE_NAME))
+    if must_exist and not path.is_file():
+        raise CheckpointError(
+            f"the bundled ADFNet sample checkpoint is missing ({path})",
+            "re-create it with `python scripts/train_adfnet_sample.py`, or pass a published ADFNet checkpoint",
+        )
+    return path
