@@ -285,6 +285,19 @@ def infer_cmd(
     max_memory: MaxMemoryOption = None,
     tile: TileOption = None,
     overlap: OverlapOption = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            help="Checkpoints of families with a published test protocol (ADFNet): 'published' runs it "
+            "exactly (BGR, 4-quadrant forward_chop) to reproduce published numbers; default 'clean' "
+            "(whole image, as the exported graph).",
+        ),
+    ] = None,
+    self_ensemble: Annotated[
+        bool,
+        typer.Option("--self-ensemble", help="With --protocol published: the published ×8 self-ensemble."),
+    ] = False,
 ) -> None:
     """Enhance an image, a folder or a video with a PyTorch, ONNX or TensorRT model (default: the bundled sample)."""
 
@@ -300,6 +313,8 @@ def infer_cmd(
         plugin_lib=plugin_lib,
         trust_checkpoint=trust_checkpoint,
         allow_foreign=foreign_model,
+        protocol=protocol,
+        self_ensemble=self_ensemble,
     )
     mask_impl(masks)  # validated; None (not given) lets each family's runner use its default
     plan = plan_outputs(source, output)
@@ -318,6 +333,8 @@ def infer_cmd(
         trust_checkpoint=trust_checkpoint or None,
         plugin_lib=plugin_lib,
         allow_foreign=foreign_model or None,
+        protocol=protocol,
+        self_ensemble=self_ensemble or None,
         **memory_options(max_memory, tile, overlap),
     ) as runner:
         watch_memory_plan(runner, console)

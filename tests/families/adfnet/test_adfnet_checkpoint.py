@@ -146,3 +146,44 @@ def test_family_facts_are_torch_free():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.split() == ["8", "None"], out.stderr
+
+
+def test_cli_published_protocol_options(tmp_path, small_sd):
+    """``infer --protocol published [--self-ensemble]`` runs the published test protocol in the PyTorch
+    runner (same output as the runner API); refused for other families and for exported models."""
+    import cv2
+    from typer.testing import CliRunner
+
+    from hdm_deploy.cli import app
+    from hdm_deploy.families.checkpoint_io import torch_runner
+
+    path = save_published(small_sd, tmp_path / "adfnet.pt")
+    rgb = np.random.default_rng(8).integers(0, 256, (72, 88, 3), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "noisy.png"), rgb[..., ::-1])
+    for extra, options in (
+        (["--protocol", "published"], {"protocol": "published"}),
+        (["--protocol", "published", "--self-ensemble"], {"protocol": "published", "self_ensemble": True}),
+    ):
+        out = tmp_path / f"out{len(extra)}.png"
+        res = CliRunner().invoke(
+            app, ["infer", str(tmp_path / "noisy.png"), "-m", str(path), "-o", str(out), *extra]
+        )
+        assert res.exit_code == 0, res.output
+        with torch_runner(path, **options) as runner:
+            expected = runner(rgb[None]).image[0]
+        assert np.array_equal(cv2.imread(str(out))[..., ::-1], expected)
+    clean = CliRunner().invoke(
+        app, ["infer", str(tmp_path / "noisy.png"), "-m", str(path), "-o", str(tmp_path / "c.png")]
+    )
+    assert clean.exit_code == 0 and not np.array_equal(
+        cv2.imread(str(tmp_path / "c.png")), cv2.imread(str(tmp_path / "out2.png"))
+    )
+    res = CliRunner().invoke(app, ["infer", str(tmp_path / "noisy.png"), "-m", str(path), "--self-ensemble"])
+    assert res.exit_code == 2 and "published protocol" in res.output, res.output
+    res = CliRunner().invoke(app, ["infer", str(tmp_path / "noisy.png"), "--protocol", "published"])
+    assert res.exit_code == 2 and "--protocol does not apply to HDM checkpoints" in res.output, res.output
+    (tmp_path / "m.onnx").write_bytes(b"")
+    res = CliRunner().invoke(
+        app, ["infer", str(tmp_path / "noisy.png"), "-m", str(tmp_path / "m.onnx"), "--protocol", "published"]
+    )
+    assert res.exit_code == 2 and "--protocol does not apply to an ONNX model" in res.output, res.output
