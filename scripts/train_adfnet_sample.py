@@ -128,10 +128,25 @@ def main() -> None:
         "held_out_after": after,
         "mean_abs_conv_offset_mask_weight": offsets,
         "storage": "fp16 raw state dict (published ADFNet_RGB format)",
-        "machine": "2-core Sapphire Rapids VM, CPU only, shared, nice -n 19",
+        "machine": _machine(),
     }
     atomic_write_text(args.output.with_suffix(".json"), json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+def _machine() -> str:
+    """CPU model and core count of this machine, as /proc/cpuinfo names it."""
+    import os
+    import platform
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+        model = names[0] if names else model
+    except OSError:
+        pass
+    return f"{os.cpu_count()}-core {model}, CPU only"
 
 
 if __name__ == "__main__":
