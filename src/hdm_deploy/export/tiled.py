@@ -81,7 +81,7 @@ def _halo_entry(stage: TiledStage, proto: onnx.ModelProto) -> dict[str, Any]:
     inputs = {k: v[0] for k, v in stage.inputs.items()}
     outputs = {k: v[0] for k, v in stage.outputs.items()}
     axes = {k: tuple(v[1]) for k, v in (*stage.inputs.items(), *stage.outputs.items())}
-    rows, cols = stage_halo(proto, inputs, outputs, axes)
+    rows, cols = stage_halo(proto, inputs, outputs, axes, deform=stage.displacement is not None)
     entry = {}
     for label, h in (("rows", rows), ("cols", cols)):
         entry[label] = {
@@ -90,7 +90,10 @@ def _halo_entry(stage: TiledStage, proto: onnx.ModelProto) -> dict[str, Any]:
             "before_aligned": h.before_aligned,
             "after_aligned": h.after_aligned,
         }
-    return {"halo": entry, "align": rows.align}
+    out: dict[str, Any] = {"halo": entry, "align": rows.align}
+    if stage.displacement is not None:
+        out["displacement"] = dict(stage.displacement)
+    return out
 
 
 def _profile(stage: dict[str, Any], max_hw: tuple[int, int], tile: int, batch: int) -> dict[str, Any]:
