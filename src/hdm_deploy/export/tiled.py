@@ -34,6 +34,7 @@ from hdm_deploy.families.base import Family, TiledStage
 from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.graph.receptive import stage_halo
+from hdm_deploy.graph.schedule import order_for_ort
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.tiled import MANIFEST_FORMAT, TiledRunner, manifest_path_for, stage_path_for
 
@@ -148,6 +149,8 @@ def export_stage_graphs(
                 hooks.finish_graph(proto, plan, "uint8")
             if deform != "onnx":
                 proto = flavours.convert_deform(proto, deform, check=False)
+            if stage.program_order:
+                order_for_ort(proto)
             entry: dict[str, Any] = {
                 "name": stage.name,
                 "mode": stage.mode,

@@ -131,6 +131,9 @@ class TiledStage:
     #: "rows": [first channel, step], "cols": [first channel, step]}`` — the runtime grows each
     #: tile's halo by the largest displacement in that tile's offsets (exact for any offsets)
     displacement: dict[str, Any] | None = None
+    #: reorder the stage graph's nodes so ONNX Runtime runs them in program order
+    #: (:func:`hdm_deploy.graph.schedule.order_for_ort`; for long accumulations)
+    program_order: bool = False
 
 
 @runtime_checkable

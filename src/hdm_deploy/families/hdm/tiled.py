@@ -193,6 +193,7 @@ def tiled_stages(model: HDM) -> list[TiledStage]:
             inputs={"deformed1": (0.25, NCHW), "masks": (0.25, MASKS)},
             outputs={"region1": (0.25, NCHW), "offset2": (0.25, NCHW), "modulation2": (0.25, NCHW)},
             module=TrunkRegion(net).eval(),
+            program_order=True,
             example=(torch.randn(2, w, 10, 11), torch.rand(2, regions, 1, 10, 11)),
             dynamic_shapes={"deformed1": {0: n, 2: h, 3: wd}, "masks": {0: n, 3: h, 4: wd}},
         ),
@@ -203,6 +204,7 @@ def tiled_stages(model: HDM) -> list[TiledStage]:
             inputs={"deformed2": (0.25, NCHW), "masks": (0.25, MASKS), "res2": (0.25, NCHW)},
             outputs={"mixed": (0.25, NCHW)},
             module=TrunkOut(net).eval(),
+            program_order=True,
             example=(torch.randn(2, w, 10, 11), torch.rand(2, regions, 1, 10, 11), torch.randn(2, w, 10, 11)),
             dynamic_shapes={
                 "deformed2": {0: n, 2: h, 3: wd},
