@@ -4,6 +4,7 @@ accumulation runs term by term instead of computing every term first), and the r
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -44,7 +45,7 @@ def _run_order(model: onnx.ModelProto, tmp_path, x: np.ndarray) -> tuple[list[st
     o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
     s = ort.InferenceSession(model.SerializeToString(), o, providers=["CPUExecutionProvider"])
     (y,) = s.run(None, {"x": x})
-    events = json.loads(open(s.end_profiling()).read())
+    events = json.loads(Path(s.end_profiling()).read_text())
     names = [e["name"][: -len("_kernel_time")] for e in events if e["name"].endswith("_kernel_time")]
     return names, y
 
