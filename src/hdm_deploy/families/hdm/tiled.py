@@ -1,15 +1,22 @@
 """HDM split into the stages of the exact memory-bounded path (torch side of ``export --tiled``).
 
-    prior  (whole frame) uint8 frame, padded to ×4 ─ DCP ─────────────────────────→ masks (1/4)
-    stem   (tiles)       uint8 tile ─ /255, normalise ─ conv0 ─ conv1 → res1 (1/2) ─ conv2 → res2 (1/4)
-    trunk  (whole frame) res2, masks ─ FAB ─ [DCN → region conv] × 2 ─ mix1(res2, ·) → mixed (1/4)
-    head   (tiles)       mixed, res1 ─ deconv1 ─ mix2(res1, ·) ─ deconv2 ─ output ─ clamp, round → uint8
+    prior         (whole) uint8 frame, padded to ×4 ─ DCP ───────────────────────────→ masks (1/4)
+    stem          (tiles) uint8 tile ─ /255, normalise ─ conv0 ─ conv1 → res1 (1/2) ─ conv2 → res2 (1/4)
+    trunk_fab     (whole) res2 ─ FAB → fab; dcn offsets/modulation of fab → offset1, modulation1
+    dcn1          (tiles) fab, offset1, modulation1 ─ DeformConv → deformed1
+    trunk_region1 (whole) deformed1, masks ─ region conv → region1; offsets → offset2, modulation2
+    dcn2          (tiles) region1, offset2, modulation2 ─ DeformConv → deformed2
+    trunk_out     (whole) deformed2, masks, res2 ─ region conv ─ mix1(res2, ·) → mixed (1/4)
+    head          (tiles) mixed, res1 ─ deconv1 ─ mix2(res1, ·) ─ deconv2 ─ output ─ clamp, round → uint8
 
 Everything global (the DCP prior's atmospheric light and thresholds, the channel attentions'
-pooling, the region conv's kernel generator, the deformable conv's offsets) is in ``prior`` or
-``trunk``, which run on the whole frame (the trunk at 1/4 resolution). ``stem`` and ``head`` are
+pooling, the region conv's kernel generator) is in a ``whole`` stage. ``stem`` and ``head`` are
 convolutions, transposed convolutions, a reflection pad, a 2×2 average and pointwise ops: their
-halos are computed from the exported graphs (:func:`hdm_deploy.graph.receptive.stage_halo`).
+halos are computed from the exported graphs (:func:`hdm_deploy.graph.receptive.stage_halo`). The
+deformable convs run in tiles too: their static reach comes from the same walk, and the runtime grows
+each tile's halo by the largest displacement of the offsets inside that tile (``displacement``), which
+is exact for any offsets. The trunk is split at the deformable convs because ONNX Runtime's
+``DeformConv`` on the whole 1/4 map was the trunk's largest allocation (docs/memory.md).
 
 Each stage computes what :class:`~.frame_path.FramePath` computes for its part, operation for
 operation (same normalisation, same clamp and round-half-even), so the stitched result equals the
