@@ -1,7 +1,7 @@
 """Peak RSS of one stage graph of a tiled export on random inputs (ONNX Runtime CPU, arena and memory
 pattern off), for finding which stage holds the memory:
 
-    python benchmarks/stage_memory.py model.trunk.onnx --size 480x270     # the 1/4 map of 1080p
+    python benchmarks/stage_memory.py model.trunk_fab.onnx --size 480x270     # the 1/4 map of 1080p
 
 Inputs are shaped from the stage's manifest entry (``model.tiled.json`` beside it): a ``--size`` W×H of the
 stage's own grid for its first input; masks-like 5-D inputs get one-hot regions. Run it in a fresh process
@@ -23,7 +23,7 @@ from hdm_deploy.runtime.tiled import ort_session
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("stage", help="a stage graph, e.g. model.trunk.onnx")
+    p.add_argument("stage", help="a stage graph, e.g. model.trunk_fab.onnx")
     p.add_argument("--size", default="480x270", help="W×H on the first input's grid")
     args = p.parse_args()
     stage_file = Path(args.stage)

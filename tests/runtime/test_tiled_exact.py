@@ -34,8 +34,15 @@ def _compare(a, b):
 def test_export_writes_stages_and_manifest_with_computed_halos(tiled_export):
     manifest = json.loads(manifest_path_for(tiled_export.path).read_text())
     stages = {s["name"]: s for s in manifest["stages"]}
-    assert [s["name"] for s in manifest["stages"]] == ["prior", "stem", "trunk", "head"]
-    assert [s["mode"] for s in manifest["stages"]] == ["whole", "tiled", "whole", "tiled"]
+    assert [s["name"] for s in manifest["stages"]] == [
+        "prior", "stem", "trunk_fab", "dcn1", "trunk_region1", "dcn2", "trunk_out", "head",
+    ]  # fmt: skip
+    assert [s["mode"] for s in manifest["stages"]] == [
+        "whole", "tiled", "whole", "tiled", "whole", "tiled", "whole", "tiled",
+    ]  # fmt: skip
+    for dcn in ("dcn1", "dcn2"):  # the deformable conv's static reach: 1 px of the 1/4 map
+        assert stages[dcn]["halo"]["rows"]["before"] == 4 and stages[dcn]["halo"]["cols"]["after"] == 4
+        assert stages[dcn]["displacement"]["rows"] == [0, 2]
     for s in manifest["stages"]:
         assert (tiled_export.path.parent / s["file"]).exists()
         assert s["tensorrt_profile"]

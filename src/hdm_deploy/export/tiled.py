@@ -34,6 +34,7 @@ from hdm_deploy.families.base import Family, TiledStage
 from hdm_deploy.graph import flavours
 from hdm_deploy.graph import onnx_io as _graph
 from hdm_deploy.graph.receptive import stage_halo
+from hdm_deploy.graph.schedule import order_for_ort
 from hdm_deploy.runtime.onnxruntime_runner import OnnxRuntimeRunner
 from hdm_deploy.runtime.tiled import MANIFEST_FORMAT, TiledRunner, manifest_path_for, stage_path_for
 
@@ -81,7 +82,7 @@ def _halo_entry(stage: TiledStage, proto: onnx.ModelProto) -> dict[str, Any]:
     inputs = {k: v[0] for k, v in stage.inputs.items()}
     outputs = {k: v[0] for k, v in stage.outputs.items()}
     axes = {k: tuple(v[1]) for k, v in (*stage.inputs.items(), *stage.outputs.items())}
-    rows, cols = stage_halo(proto, inputs, outputs, axes)
+    rows, cols = stage_halo(proto, inputs, outputs, axes, deform=stage.displacement is not None)
     entry = {}
     for label, h in (("rows", rows), ("cols", cols)):
         entry[label] = {
@@ -90,7 +91,10 @@ def _halo_entry(stage: TiledStage, proto: onnx.ModelProto) -> dict[str, Any]:
             "before_aligned": h.before_aligned,
             "after_aligned": h.after_aligned,
         }
-    return {"halo": entry, "align": rows.align}
+    out: dict[str, Any] = {"halo": entry, "align": rows.align}
+    if stage.displacement is not None:
+        out["displacement"] = dict(stage.displacement)
+    return out
 
 
 def _profile(stage: dict[str, Any], max_hw: tuple[int, int], tile: int, batch: int) -> dict[str, Any]:
@@ -145,6 +149,8 @@ def export_stage_graphs(
                 hooks.finish_graph(proto, plan, "uint8")
             if deform != "onnx":
                 proto = flavours.convert_deform(proto, deform, check=False)
+            if stage.program_order:
+                order_for_ort(proto)
             entry: dict[str, Any] = {
                 "name": stage.name,
                 "mode": stage.mode,

@@ -131,6 +131,13 @@ class TiledStage:
     example: tuple = ()
     dynamic_shapes: Any = None
     uses_functions: bool = False
+    #: tiled stages with deformable convs: ``{"tensor": offsets input, "inputs": [sampled inputs],
+    #: "rows": [first channel, step], "cols": [first channel, step]}`` — the runtime grows each
+    #: tile's halo by the largest displacement in that tile's offsets (exact for any offsets)
+    displacement: dict[str, Any] | None = None
+    #: reorder the stage graph's nodes so ONNX Runtime runs them in program order
+    #: (:func:`hdm_deploy.graph.schedule.order_for_ort`; for long accumulations)
+    program_order: bool = False
 
 
 @runtime_checkable

@@ -93,10 +93,15 @@ def _window_back(node, kernel, iv: Interval, k_axis: int, transposed: bool) -> I
 
 
 def required_inputs(
-    model: onnx.ModelProto, outputs: dict[str, dict[int, Interval]]
+    model: onnx.ModelProto, outputs: dict[str, dict[int, Interval]], *, deform: bool = False
 ) -> dict[str, dict[int, Interval]]:
     """Walk ``model`` backwards from ``outputs`` (graph output name → {axis: [lo, hi)}) and return, for
-    each graph input reached, {axis: [lo, hi)} — the input positions those outputs depend on."""
+    each graph input reached, {axis: [lo, hi)} — the input positions those outputs depend on.
+
+    ``deform=True`` admits ``DeformConv`` with only its *static* reach (the window of a plain conv of
+    the same kernel, pads, strides, dilations; offsets and mask at the output positions): the caller
+    must add the offsets' displacement at run time (:class:`hdm_deploy.runtime.tiled.TiledRunner` does,
+    from the manifest's ``displacement``). Without it a ``DeformConv`` is refused."""
     g = _Graph(model)
     need: dict[str, dict[int, Interval]] = {k: dict(v) for k, v in outputs.items()}
 
@@ -144,6 +149,19 @@ def required_inputs(
                 add(node.input[0], axis, _window_back(node, kernel, iv, k_axis, op == "ConvTranspose"))
             for name in node.input[1:]:
                 if name and name not in g.constants:
+                    raise ModelFormatError(f"{op} {node.name}: its weights are not constants")
+        elif op == "DeformConv" and deform:
+            kernel = g.weight_kernel(node)
+            for axis, iv in req.items():
+                k_axis = axis - 2
+                if not 0 <= k_axis < len(kernel):
+                    raise ModelFormatError(f"{op} {node.name}: axis {axis} is not spatial")
+                add(node.input[0], axis, _window_back(node, kernel, iv, k_axis, False))
+                for j in (2, 4):  # offsets, mask: one value per output position
+                    if len(node.input) > j and node.input[j]:
+                        add(node.input[j], axis, iv)
+            for j in (1, 3):
+                if len(node.input) > j and node.input[j] and node.input[j] not in g.constants:
                     raise ModelFormatError(f"{op} {node.name}: its weights are not constants")
         elif op == "Pad":
             attrs = _attrs(node)
@@ -200,6 +218,8 @@ def stage_halo(
     output_scales: dict[str, float],
     spatial_axes: dict[str, tuple[int, int]],
     probe: int = 64,
+    *,
+    deform: bool = False,
 ) -> tuple[StageHalo, StageHalo]:
     """The (rows, columns) halos of a stage whose tensors sit on grids ``scale`` × the frame grid
     (1, 1/2, 1/4 …); ``spatial_axes`` names each tensor's (row, column) axes (NCHW: (2, 3), NHWC: (1, 2)).
@@ -218,7 +238,7 @@ def stage_halo(
             for name, scale in output_scales.items():
                 axis = spatial_axes[name][dim]
                 outs[name] = {axis: (round(start * scale), round((start + tile) * scale))}
-            need = required_inputs(model, outs)
+            need = required_inputs(model, outs, deform=deform)
             for name, scale in input_scales.items():
                 if name not in need:
                     continue

@@ -76,6 +76,9 @@ class StageSpec:
     #: exact (unrounded) halos from the receptive field walk, for reports and tests
     halo_exact: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0))
     align: int = 1
+    #: deformable stages: the offsets tensor and its row/column channels ([first, step]); each tile's
+    #: halo grows by the largest displacement inside it (:meth:`TiledRunner.tile_halo`)
+    displacement: dict[str, Any] | None = None
 
 
 @dataclass
@@ -127,6 +130,7 @@ class TiledManifest:
                     halo=(pair("rows", "_aligned"), pair("cols", "_aligned")),
                     halo_exact=(pair("rows", ""), pair("cols", "")),
                     align=int(s.get("align", 1)),
+                    displacement=s.get("displacement"),
                 )
             )
         return cls(
@@ -301,13 +305,51 @@ class TiledRunner(Runner):
         enhanced = tensors.pop(OUTPUT_NAME)[:, :h, :w]
         return Prediction(image=np.ascontiguousarray(enhanced), image_float=None, extras=tensors)
 
+    def tile_halo(
+        self, stage: StageSpec, tensors: dict[str, np.ndarray], ys: tuple[int, int], xs: tuple[int, int]
+    ) -> tuple[int, int, int, int]:
+        """(rows before, rows after, cols before, cols after) in frame pixels for the output tile
+        ``ys × xs``: the stage's static halo, plus for a deformable stage the displacement of its offsets
+        inside the tile. A sample at ``p + d`` (bilinear) reads rows/cols ``⌊p + d⌋`` and ``⌊p + d⌋ + 1``,
+        so the tile's reach grows by ``max(0, −⌊min d⌋)`` before and ``max(0, ⌊max d⌋ + 1)`` after (on
+        the offsets' grid), rounded up to the stage's alignment: exact for any offsets."""
+        (rb, ra), (cb, ca) = self.halo(stage)
+        disp = stage.displacement
+        if not disp:
+            return rb, ra, cb, ca
+        name = disp["tensor"]
+        spec = stage.inputs[name]
+        off = tensors[name]
+        s, align = spec.scale, max(1, stage.align)
+        region = off[
+            _slicer(
+                off.ndim,
+                spec.axes,
+                (round(ys[0] * s), round(ys[1] * s)),
+                (round(xs[0] * s), round(xs[1] * s)),
+            )
+        ]
+        ch_axis = 1 if spec.axes[0] != 1 else 3  # NCHW offsets: channels on axis 1
+        grow = []
+        for key in ("rows", "cols"):
+            first, step = disp[key]
+            d = np.take(region, np.arange(first, region.shape[ch_axis], step), axis=ch_axis)
+            lo, hi = (float(d.min()), float(d.max())) if d.size else (0.0, 0.0)
+            if not (np.isfinite(lo) and np.isfinite(hi)):
+                raise InputImageError(f"stage {stage.name}: non-finite offsets in {name}")
+            before = max(0, -int(np.floor(lo))) / s  # frame pixels
+            after = max(0, int(np.floor(hi)) + 1) / s
+            grow.append((int(np.ceil(before / align)) * align, int(np.ceil(after / align)) * align))
+        (gb, ga), (hb, ha) = grow
+        return rb + gb, ra + ga, cb + hb, ca + ha
+
     def run_tiled_stage(
         self, stage: StageSpec, tensors: dict[str, np.ndarray], H: int, W: int
     ) -> dict[str, np.ndarray]:
-        (rb, ra), (cb, ca) = self.halo(stage)
         results: dict[str, np.ndarray] = {}
         for y0, y1 in tile_starts(H, self.tile):
             for x0, x1 in tile_starts(W, self.tile):
+                rb, ra, cb, ca = self.tile_halo(stage, tensors, (y0, y1), (x0, x1))
                 ry = (max(0, y0 - rb), min(H, y1 + ra))
                 rx = (max(0, x0 - cb), min(W, x1 + ca))
                 feeds = {}

@@ -72,6 +72,7 @@ FAMILY = Family(
     task="denoise",
     frame=FrameContract(pad_multiple=PAD_MULTIPLE, pad_mode="reflect", min_side=MIN_SIDE),
     extras={},
+    tiling="overlap",  # row/column/global pooling at full resolution: overlap tiles, PSNR measured
     fp32_functions=(),
     detect=detect,
     load_checkpoint="hdm_deploy.families.adfnet.checkpoint:load_for_family",

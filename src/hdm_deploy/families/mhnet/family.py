@@ -86,6 +86,7 @@ FAMILY = Family(
             r"(^|/)net\.stage1\.middle_blks\.0(/|$)",
         ),
     ),
+    tiling="overlap",  # global attention: overlap tiles, PSNR measured
     detect=detect,
     load_checkpoint="hdm_deploy.families.mhnet.checkpoint:load_for_family",
     torch_runner="hdm_deploy.families.mhnet.torch_runner:TorchRunner",
