@@ -28,6 +28,7 @@ __all__ = [
     "STRIP_PREFIXES",
     "WRAPPER_KEYS",
     "clean_state_dict",
+    "key_mismatch",
     "open_checkpoint",
     "read_state_dict",
 ]
@@ -107,6 +108,24 @@ def _refuse_code(path: Path, blocked: str) -> CheckpointError:
         "it could run code",
         "only if you trust its source, re-run with --trust-checkpoint (that unpickles it in full)",
     )
+
+
+def key_mismatch(expected: Mapping[str, torch.Tensor], state: Mapping[str, torch.Tensor]) -> str:
+    """Every missing, unexpected and mis-shaped key of ``state`` against ``expected`` (a model's
+    ``state_dict()``), as one phrase for a strict-load error; ``""`` when they fit."""
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshaped = sorted(
+        f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}"
+        for k in set(expected) & set(state)
+        if state[k].shape != expected[k].shape
+    )
+    problems = []
+    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
+        if keys:
+            shown = ", ".join(keys[:8]) + (f", … ({len(keys) - 8} more)" if len(keys) > 8 else "")
+            problems.append(f"{len(keys)} {label}: {shown}")
+    return "; ".join(problems)
 
 
 def clean_state_dict(state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

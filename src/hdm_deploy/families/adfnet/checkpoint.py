@@ -26,6 +26,7 @@ from hdm_deploy.core.errors import CheckpointError
 from hdm_deploy.core.fs import atomic_path
 from hdm_deploy.families.adfnet.family import canonical_variant, is_thop_key, strip_prefixes
 from hdm_deploy.families.adfnet.model import VARIANTS, ADFNet, ADFNetConfig
+from hdm_deploy.families.checkpoint_io import key_mismatch
 
 __all__ = [
     "check_state_dict",
@@ -55,24 +56,11 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> ADFNetConfig:
 
 def check_state_dict(model: ADFNet, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Strict match: one error naming every missing, unexpected and mis-shaped key."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = sorted(
-        f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if state[k].shape != expected[k].shape
-    )
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if keys:
-            shown = ", ".join(keys[:8]) + (f", … ({len(keys) - 8} more)" if len(keys) > 8 else "")
-            problems.append(f"{len(keys)} {label}: {shown}")
+    problems = key_mismatch(model.state_dict(), state)
     if problems:
         cfg = model.config
         raise CheckpointError(
-            f"{source} does not fit ADFNet(n_colors={cfg.n_colors}, width={cfg.width}): "
-            + "; ".join(problems),
+            f"{source} does not fit ADFNet(n_colors={cfg.n_colors}, width={cfg.width}): {problems}",
             "use a published ADFNet checkpoint (RGB, Gray, L or Real), or name the variant with --arch adfnet:VARIANT",
         )
 

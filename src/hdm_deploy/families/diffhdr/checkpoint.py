@@ -24,7 +24,7 @@ import torch
 
 from hdm_deploy.core.errors import CheckpointError
 from hdm_deploy.core.fs import atomic_path
-from hdm_deploy.families.checkpoint_io import META_KEY, read_state_dict
+from hdm_deploy.families.checkpoint_io import META_KEY, key_mismatch, read_state_dict
 from hdm_deploy.families.diffhdr.family import AHDR_ENTRY, EMA_ENTRY, UNET_ENTRY, strip
 from hdm_deploy.families.diffhdr.model import DiffHDR, DiffHDRConfig
 
@@ -70,17 +70,9 @@ def infer_config(unet: Mapping[str, torch.Tensor], ahdr: Mapping[str, torch.Tens
 
 
 def _strict(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: str, source: str) -> None:
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = sorted(k for k in set(expected) & set(state) if state[k].shape != expected[k].shape)
-    problems = [
-        f"{len(keys)} {label}: {', '.join(keys[:6])}{' …' if len(keys) > 6 else ''}"
-        for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
-        if keys
-    ]
+    problems = key_mismatch(module.state_dict(), state)
     if problems:
-        raise CheckpointError(f"{source}: {what} does not fit: " + "; ".join(problems))
+        raise CheckpointError(f"{source}: {what} does not fit: {problems}")
     module.load_state_dict(state, strict=True)
 
 

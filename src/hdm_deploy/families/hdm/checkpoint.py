@@ -19,7 +19,7 @@ import torch
 
 from hdm_deploy.core.errors import CheckpointError
 from hdm_deploy.core.fs import atomic_path
-from hdm_deploy.families.checkpoint_io import META_KEY, read_state_dict
+from hdm_deploy.families.checkpoint_io import META_KEY, key_mismatch, read_state_dict
 from hdm_deploy.families.hdm.model import HDM, HDMConfig
 
 
@@ -42,22 +42,10 @@ def check_state_dict(
     model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str = "checkpoint"
 ) -> None:
     """Strict match: raise one error naming every missing, unexpected and mis-shaped key."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = sorted(
-        f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if state[k].shape != expected[k].shape
-    )
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if keys:
-            shown = ", ".join(keys[:8]) + (f", … ({len(keys) - 8} more)" if len(keys) > 8 else "")
-            problems.append(f"{len(keys)} {label}: {shown}")
+    problems = key_mismatch(model.state_dict(), state)
     if problems:
         raise CheckpointError(
-            f"{source} does not fit HDM{tuple(model.config.as_dict().values())}: " + "; ".join(problems),
+            f"{source} does not fit HDM{tuple(model.config.as_dict().values())}: {problems}",
             "use the checkpoint of the published DR_Net_phy(3, 3) or one written by hdm-deploy",
         )
 

@@ -21,7 +21,7 @@ import torch
 
 from hdm_deploy.core.errors import CheckpointError
 from hdm_deploy.core.fs import atomic_path
-from hdm_deploy.families.checkpoint_io import META_KEY
+from hdm_deploy.families.checkpoint_io import META_KEY, key_mismatch
 from hdm_deploy.families.mhnet.family import GENERATION_2023, GENERATION_2024, VARIANTS, detect
 from hdm_deploy.families.mhnet.model import VARIANT_CONFIGS, MHNet, MHNetConfig, variant_of
 
@@ -82,22 +82,10 @@ def infer_config(state: Mapping[str, torch.Tensor]) -> MHNetConfig:
 
 def check_state_dict(model: MHNet, state: Mapping[str, torch.Tensor], source: str = "checkpoint") -> None:
     """Strict match: raise one error naming every missing, unexpected and mis-shaped key."""
-    expected = model.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    misshaped = sorted(
-        f"{k} {tuple(state[k].shape)}≠{tuple(expected[k].shape)}"
-        for k in set(expected) & set(state)
-        if state[k].shape != expected[k].shape
-    )
-    problems = []
-    for label, keys in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if keys:
-            shown = ", ".join(keys[:8]) + (f", … ({len(keys) - 8} more)" if len(keys) > 8 else "")
-            problems.append(f"{len(keys)} {label}: {shown}")
+    problems = key_mismatch(model.state_dict(), state)
     if problems:
         raise CheckpointError(
-            f"{source} does not fit MHNet-{variant_of(model.config)}: " + "; ".join(problems),
+            f"{source} does not fit MHNet-{variant_of(model.config)}: {problems}",
             "use a checkpoint of the published 2023 MHNet (Deblur or Derain), or drop/adjust --arch",
         )
 
