@@ -12,23 +12,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from hdm_deploy.core.device import device_for
 from hdm_deploy.core.errors import HdmDeployError
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.adfnet.family import MIN_SIDE
 from hdm_deploy.families.adfnet.model import ADFNet
 from hdm_deploy.families.adfnet.pipeline import PROTOCOLS, enhance
 from hdm_deploy.families.checkpoint_io import open_checkpoint
-
-
-def pick_device(device: str | int | None = None) -> torch.device:
-    """``None``/``auto``: CUDA when PyTorch sees one, else the CPU; else what ``device`` names."""
-    name = device_for("torch", device)
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(name).startswith("cuda") and not torch.cuda.is_available():
-        raise HdmDeployError(f"--device {device}: PyTorch sees no CUDA GPU here", "use --device cpu")
-    return torch.device(name)
+from hdm_deploy.families.torch_device import pick_device
 
 
 class TorchRunner(Runner):

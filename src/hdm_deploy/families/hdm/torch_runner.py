@@ -8,8 +8,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from hdm_deploy.core.device import device_for
-from hdm_deploy.core.errors import EnvironmentProblem, HdmDeployError
+from hdm_deploy.core.errors import EnvironmentProblem
 from hdm_deploy.core.memory import available_bytes
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.hdm.checkpoint import load_checkpoint
@@ -17,28 +16,7 @@ from hdm_deploy.families.hdm.family import MIN_SIDE
 from hdm_deploy.families.hdm.model import HDM
 from hdm_deploy.families.hdm.pipeline import MaskImpl, check_mask_impl, enhance
 from hdm_deploy.families.hdm.sample import sample_checkpoint_path
-
-
-def pick_device(device: str | int | None = None) -> torch.device:
-    """``None``/``auto``: CUDA when available, else the CPU; else ``cpu`` | ``cuda`` | ``cuda:N`` | ``N``."""
-
-    name = device_for("torch", device)  # HdmDeployError for anything else
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(name).startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise HdmDeployError(
-                f"--device {device}: PyTorch sees no CUDA GPU here",
-                "use --device cpu, or install a CUDA build of PyTorch",
-            )
-        index = torch.device(name).index
-        if index is not None and index >= torch.cuda.device_count():
-            raise HdmDeployError(
-                f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA device(s)",
-                f"use an index below {torch.cuda.device_count()}, or --device cpu",
-            )
-    return torch.device(name)
-
+from hdm_deploy.families.torch_device import pick_device
 
 #: Peak extra memory of one CPU forward pass, bytes per frame pixel = A + B × width
 #: (``python benchmarks/torch_memory.py``, torch masks, 640×480: 232 B/px at width 8, 1333 at 64 (published);

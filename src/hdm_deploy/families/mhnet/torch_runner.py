@@ -8,34 +8,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from hdm_deploy.core.device import device_for
-from hdm_deploy.core.errors import CheckpointError, HdmDeployError
+from hdm_deploy.core.errors import CheckpointError
 from hdm_deploy.core.runner import Prediction, Runner
 from hdm_deploy.families.checkpoint_io import read_state_dict
 from hdm_deploy.families.mhnet.checkpoint import load_for_family
 from hdm_deploy.families.mhnet.family import MIN_SIDE
 from hdm_deploy.families.mhnet.model import MHNet, variant_of
 from hdm_deploy.families.mhnet.pipeline import restore
-
-
-def pick_device(device: str | int | None = None) -> torch.device:
-    """``None``/``auto``: CUDA when available, else the CPU; else ``cpu`` | ``cuda`` | ``cuda:N`` | ``N``."""
-    name = device_for("torch", device)
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if str(name).startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise HdmDeployError(
-                f"--device {device}: PyTorch sees no CUDA GPU here",
-                "use --device cpu, or a CUDA build of PyTorch",
-            )
-        index = torch.device(name).index
-        if index is not None and index >= torch.cuda.device_count():
-            raise HdmDeployError(
-                f"--device {device}: PyTorch sees {torch.cuda.device_count()} CUDA device(s)",
-                f"use an index below {torch.cuda.device_count()}, or --device cpu",
-            )
-    return torch.device(name)
+from hdm_deploy.families.torch_device import pick_device
 
 
 class TorchRunner(Runner):
