@@ -296,7 +296,9 @@ def infer_cmd(
     ] = None,
     self_ensemble: Annotated[
         bool,
-        typer.Option("--self-ensemble", help="With --protocol published: the published ×8 self-ensemble."),
+        typer.Option(
+            "--self-ensemble", help="With --protocol published: the published ×8 self-ensemble.", metavar=""
+        ),
     ] = False,
 ) -> None:
     """Enhance an image, a folder or a video with a PyTorch, ONNX or TensorRT model (default: the bundled sample)."""
