@@ -12,6 +12,7 @@ import torch
 from hdm_deploy.core.photos import PHOTOS, golden_cases
 from hdm_deploy.families.adfnet.model import ADFNet
 from hdm_deploy.families.adfnet.pipeline import enhance
+from hdm_deploy.families.torch_env import reproducible_torch
 from hdm_deploy.graph.golden import GoldenBundle, GoldenCase, default_tolerances
 
 GOLDEN_THREADS = 1
@@ -33,18 +34,12 @@ def make_golden(
     """PyTorch outputs (one thread, deterministic algorithms) on the cases (default: bundled photos)."""
     grey = model.config.n_colors == 1
     out = []
-    old_threads, old_det = torch.get_num_threads(), torch.are_deterministic_algorithms_enabled()
-    torch.set_num_threads(GOLDEN_THREADS)
-    torch.use_deterministic_algorithms(True)
-    try:
+    with reproducible_torch(GOLDEN_THREADS):
         for name, frames in cases if cases is not None else golden_cases():
             if grey:
                 frames = greyscale(frames)
             pred = enhance(model, frames)
             out.append(GoldenCase(name, frames, pred.image, pred.image_float, {}))
-    finally:
-        torch.use_deterministic_algorithms(old_det)
-        torch.set_num_threads(old_threads)
     manifest = {
         "family": "adfnet",
         "tolerances": default_tolerances(precision),

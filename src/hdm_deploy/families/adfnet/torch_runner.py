@@ -18,7 +18,7 @@ from hdm_deploy.families.adfnet.family import MIN_SIDE
 from hdm_deploy.families.adfnet.model import ADFNet
 from hdm_deploy.families.adfnet.pipeline import PROTOCOLS, enhance
 from hdm_deploy.families.checkpoint_io import open_checkpoint
-from hdm_deploy.families.torch_device import pick_device
+from hdm_deploy.families.torch_env import pick_device
 
 
 class TorchRunner(Runner):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -15,28 +13,13 @@ from hdm_deploy.families.hdm.dcp.export_op import DCPImpl, default_impl
 from hdm_deploy.families.hdm.family import PAD_MULTIPLE
 from hdm_deploy.families.hdm.model import HDM
 from hdm_deploy.families.hdm.pipeline import enhance
+from hdm_deploy.families.torch_env import reproducible_torch
 from hdm_deploy.graph.golden import GoldenBundle, GoldenCase, default_tolerances
 
 #: intra-op threads while golden outputs are computed: fixed, so a bundle does not depend on the
 #: machine's core count (1 vs 2 threads moved outputs by up to 4.8e-7) and does not slow down on a
 #: busy machine (2 threads on 2 shared cores: 9–25 s for the 7 cases, 1 thread: 1.4–3.6 s).
 GOLDEN_THREADS = 1
-
-
-@contextlib.contextmanager
-def reproducible_torch(threads: int = GOLDEN_THREADS) -> Iterator[None]:
-    """A fixed intra-op thread count and ``torch.use_deterministic_algorithms(True)`` for the block,
-    restored after it (the caller's settings are left as they were)."""
-    old_threads = torch.get_num_threads()
-    old_det = torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
-        torch.set_num_threads(old_threads)
 
 
 def make_golden(
@@ -52,7 +35,7 @@ def make_golden(
     under :func:`reproducible_torch` (one thread, deterministic algorithms)."""
     impl = dcp_impl or default_impl()
     out = []
-    with reproducible_torch():
+    with reproducible_torch(GOLDEN_THREADS):
         for name, frames in cases if cases is not None else golden_cases():
             padded, _ = pad_to_multiple(frames, PAD_MULTIPLE)
             with torch.inference_mode():

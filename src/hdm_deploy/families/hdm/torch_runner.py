@@ -16,7 +16,7 @@ from hdm_deploy.families.hdm.family import MIN_SIDE
 from hdm_deploy.families.hdm.model import HDM
 from hdm_deploy.families.hdm.pipeline import MaskImpl, check_mask_impl, enhance
 from hdm_deploy.families.hdm.sample import sample_checkpoint_path
-from hdm_deploy.families.torch_device import pick_device
+from hdm_deploy.families.torch_env import pick_device
 
 #: Peak extra memory of one CPU forward pass, bytes per frame pixel = A + B × width
 #: (``python benchmarks/torch_memory.py``, torch masks, 640×480: 232 B/px at width 8, 1333 at 64 (published);

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -13,26 +11,12 @@ from hdm_deploy.core.photos import PHOTOS, golden_cases
 from hdm_deploy.families.mhnet.family import PAD_MODE, PAD_MULTIPLE
 from hdm_deploy.families.mhnet.model import MHNet, variant_of
 from hdm_deploy.families.mhnet.pipeline import restore
+from hdm_deploy.families.torch_env import reproducible_torch
 from hdm_deploy.graph.golden import GoldenBundle, GoldenCase, default_tolerances
 
 #: intra-op threads while golden outputs are computed: fixed, so a bundle does not depend on the
 #: machine's core count.
 GOLDEN_THREADS = 1
-
-
-@contextlib.contextmanager
-def reproducible_torch(threads: int = GOLDEN_THREADS) -> Iterator[None]:
-    """A fixed intra-op thread count and deterministic algorithms for the block, restored after it."""
-    old_threads = torch.get_num_threads()
-    old_det = torch.are_deterministic_algorithms_enabled()
-    old_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(old_det, warn_only=old_warn)
-        torch.set_num_threads(old_threads)
 
 
 def make_golden(
@@ -45,7 +29,7 @@ def make_golden(
     """PyTorch outputs of the frame path on ``cases`` (default: the bundled golden photographs)."""
     model = model.float().cpu().eval()
     out = []
-    with reproducible_torch():
+    with reproducible_torch(GOLDEN_THREADS):
         for name, frames in cases if cases is not None else golden_cases():
             pred = restore(model, frames)
             out.append(GoldenCase(name, frames, pred.image, pred.image_float, {}))

@@ -15,7 +15,7 @@ from hdm_deploy.families.mhnet.checkpoint import load_for_family
 from hdm_deploy.families.mhnet.family import MIN_SIDE
 from hdm_deploy.families.mhnet.model import MHNet, variant_of
 from hdm_deploy.families.mhnet.pipeline import restore
-from hdm_deploy.families.torch_device import pick_device
+from hdm_deploy.families.torch_env import pick_device
 
 
 class TorchRunner(Runner):
